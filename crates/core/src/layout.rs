@@ -1,0 +1,147 @@
+//! The bucket layout: the one place that knows which key holds what.
+//!
+//! The store *is* the registry. Keys under `v2/` mirror the Distribution API's URL
+//! space, so a static web host pointed at the bucket answers `docker pull` of what it
+//! exposes; keys under `_berth/` are berth's own bookkeeping and are never served.
+//!
+//! ```text
+//! _berth/layout.json                          {"version": 1}, written on first publish
+//! _berth/repositories/<name>                  empty marker; the catalog is one LIST of this prefix
+//! _berth/blob-holders/<digest>/<name>         empty marker: repository <name> holds <digest>
+//! v2/index.html                               `{}`, so a static host answers GET /v2/ (index document)
+//! v2/_catalog                                 static copy of the catalog (JSON), rewritten after each publish
+//! v2/<name>/manifests/<tag>                   the tagged manifest, byte for byte (one object per tag)
+//! v2/<name>/manifests/<digest>                every manifest of the repository, byte for byte
+//! v2/<name>/blobs/<digest>                    every blob the repository references (its own copy)
+//! v2/<name>/tags/list                         static copy of the tag list (JSON)
+//! ```
+//!
+//! Manifest objects carry their media type as Content-Type and their digest in the
+//! `digest` metadata field, so one HEAD answers a manifest HEAD. `docs/layout.md`
+//! explains the choices; bump [`LAYOUT_VERSION`] when a key's meaning changes.
+
+use crate::digest::Digest;
+use crate::reference::{Reference, Repository, Tag};
+
+/// Version of this layout, recorded in [`LAYOUT_KEY`].
+pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_KEY: &str = "_berth/layout.json";
+
+/// Object metadata field holding a manifest's digest.
+pub const DIGEST_METADATA: &str = "digest";
+
+/// `GET /v2/` on a static host: the index document of the `v2/` folder.
+pub const API_ROOT_KEY: &str = "v2/index.html";
+pub const CATALOG_KEY: &str = "v2/_catalog";
+
+const REPOSITORIES_PREFIX: &str = "_berth/repositories/";
+const BLOB_HOLDERS_PREFIX: &str = "_berth/blob-holders/";
+
+pub fn manifest_key(repository: &Repository, reference: &Reference) -> String {
+    format!("v2/{repository}/manifests/{reference}")
+}
+
+pub fn tag_key(repository: &Repository, tag: &Tag) -> String {
+    format!("v2/{repository}/manifests/{tag}")
+}
+
+pub fn manifest_digest_key(repository: &Repository, digest: &Digest) -> String {
+    format!("v2/{repository}/manifests/{digest}")
+}
+
+/// Prefix under which both a repository's tags and its manifests by digest live.
+pub fn manifests_prefix(repository: &Repository) -> String {
+    format!("v2/{repository}/manifests/")
+}
+
+pub fn blob_key(repository: &Repository, digest: &Digest) -> String {
+    format!("v2/{repository}/blobs/{digest}")
+}
+
+pub fn tags_list_key(repository: &Repository) -> String {
+    format!("v2/{repository}/tags/list")
+}
+
+pub fn repositories_prefix() -> &'static str {
+    REPOSITORIES_PREFIX
+}
+
+pub fn repository_marker_key(repository: &Repository) -> String {
+    format!("{REPOSITORIES_PREFIX}{repository}")
+}
+
+pub fn blob_holders_prefix(digest: &Digest) -> String {
+    format!("{BLOB_HOLDERS_PREFIX}{digest}/")
+}
+
+pub fn blob_holder_key(digest: &Digest, repository: &Repository) -> String {
+    format!("{BLOB_HOLDERS_PREFIX}{digest}/{repository}")
+}
+
+/// The tag named by a key found under [`manifests_prefix`], or `None` for a manifest
+/// stored by digest (tags never contain ':').
+pub fn tag_from_manifest_key(prefix: &str, key: &str) -> Option<Tag> {
+    let rest = key.strip_prefix(prefix)?;
+    if rest.contains(':') || rest.contains('/') {
+        return None;
+    }
+    rest.parse().ok()
+}
+
+/// The repository named by a key found under [`repositories_prefix`].
+pub fn repository_from_marker_key(key: &str) -> Option<Repository> {
+    key.strip_prefix(REPOSITORIES_PREFIX)?.parse().ok()
+}
+
+/// The repository named by a key found under [`blob_holders_prefix`].
+pub fn repository_from_holder_key(digest: &Digest, key: &str) -> Option<Repository> {
+    key.strip_prefix(&blob_holders_prefix(digest))?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo(s: &str) -> Repository {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn keys_mirror_the_distribution_url_space() {
+        let d = Digest::of(b"x");
+        let r = repo("acme/web");
+        assert_eq!(blob_key(&r, &d), format!("v2/acme/web/blobs/{d}"));
+        assert_eq!(
+            manifest_key(&r, &Reference::Tag("v1".parse().unwrap())),
+            "v2/acme/web/manifests/v1"
+        );
+        assert_eq!(
+            manifest_digest_key(&r, &d),
+            format!("v2/acme/web/manifests/{d}")
+        );
+        assert_eq!(tags_list_key(&r), "v2/acme/web/tags/list");
+    }
+
+    #[test]
+    fn listing_keys_parse_back() {
+        let r = repo("acme/web");
+        let prefix = manifests_prefix(&r);
+        let d = Digest::of(b"x");
+        assert_eq!(
+            tag_from_manifest_key(&prefix, &format!("{prefix}v1")),
+            Some("v1".parse().unwrap())
+        );
+        assert_eq!(
+            tag_from_manifest_key(&prefix, &manifest_digest_key(&r, &d)),
+            None
+        );
+        assert_eq!(
+            repository_from_marker_key(&repository_marker_key(&r)),
+            Some(r.clone())
+        );
+        assert_eq!(
+            repository_from_holder_key(&d, &blob_holder_key(&d, &r)),
+            Some(r)
+        );
+    }
+}

@@ -1,0 +1,397 @@
+//! A store in a local directory: the embedded default (`./berth-data`).
+//!
+//! Keys map to files under the root, so the directory looks like the bucket and any
+//! static file server can serve it. Content type and metadata live in JSON sidecars
+//! under `.berth-meta/`; writes go through `.berth-tmp/` and a rename, so a reader
+//! never sees a partial object.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::{FileSegment, Object, ObjectMeta, Progress, Store, StoreError, WriteMeta};
+use crate::digest::{Digest, Hasher};
+
+const META_DIR: &str = ".berth-meta";
+const TMP_DIR: &str = ".berth-tmp";
+const COPY_BUFFER: usize = 1 << 20;
+
+#[derive(Debug, Clone)]
+pub struct DirStore {
+    root: PathBuf,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct Sidecar {
+    content_type: Option<String>,
+    #[serde(default)]
+    metadata: std::collections::BTreeMap<String, String>,
+}
+
+impl DirStore {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        DirStore { root: root.into() }
+    }
+
+    fn object_path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        check_key(key)?;
+        Ok(self.root.join(key))
+    }
+
+    fn sidecar_path(&self, key: &str) -> PathBuf {
+        self.root.join(META_DIR).join(format!("{key}.json"))
+    }
+
+    fn read_meta(&self, key: &str, size: u64) -> Result<ObjectMeta, StoreError> {
+        let path = self.sidecar_path(key);
+        let sidecar: Sidecar = match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Sidecar::default(),
+            Err(e) => return Err(StoreError::io(path, e)),
+        };
+        Ok(ObjectMeta {
+            size,
+            content_type: sidecar.content_type,
+            metadata: sidecar.metadata,
+        })
+    }
+
+    /// A fresh temporary file on the same filesystem as the objects, for rename.
+    fn temp_file(&self) -> Result<tempfile::NamedTempFile, StoreError> {
+        let dir = self.root.join(TMP_DIR);
+        fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        tempfile::NamedTempFile::new_in(&dir).map_err(|e| StoreError::io(&dir, e))
+    }
+
+    /// Makes a finished temporary file visible under `key`, sidecar first so the
+    /// object never appears without its metadata.
+    fn commit(
+        &self,
+        key: &str,
+        temp: tempfile::NamedTempFile,
+        meta: &WriteMeta,
+    ) -> Result<(), StoreError> {
+        let sidecar = Sidecar {
+            content_type: Some(meta.content_type.clone()),
+            metadata: meta.metadata.clone(),
+        };
+        let sidecar_bytes = serde_json::to_vec(&sidecar).expect("sidecar serializes");
+        self.write_atomic(&self.sidecar_path(key), &sidecar_bytes)?;
+        let path = self.object_path(key)?;
+        create_parent(&path)?;
+        temp.as_file()
+            .sync_all()
+            .map_err(|e| StoreError::io(temp.path(), e))?;
+        temp.persist(&path)
+            .map_err(|e| StoreError::io(&path, e.error))?;
+        Ok(())
+    }
+
+    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+        let mut temp = self.temp_file()?;
+        temp.write_all(bytes)
+            .map_err(|e| StoreError::io(temp.path(), e))?;
+        create_parent(path)?;
+        temp.persist(path)
+            .map_err(|e| StoreError::io(path, e.error))?;
+        Ok(())
+    }
+
+    fn put_sync(&self, key: &str, body: &[u8], meta: &WriteMeta) -> Result<(), StoreError> {
+        self.object_path(key)?;
+        let mut temp = self.temp_file()?;
+        temp.write_all(body)
+            .map_err(|e| StoreError::io(temp.path(), e))?;
+        self.commit(key, temp, meta)
+    }
+
+    fn put_verified_sync(
+        &self,
+        key: &str,
+        source: &FileSegment,
+        expected: &Digest,
+        meta: &WriteMeta,
+        progress: Progress,
+    ) -> Result<(), StoreError> {
+        self.object_path(key)?;
+        let mut input = File::open(&source.path).map_err(|e| StoreError::io(&source.path, e))?;
+        input
+            .seek(SeekFrom::Start(source.offset))
+            .map_err(|e| StoreError::io(&source.path, e))?;
+        let mut input = input.take(source.len);
+        let mut temp = self.temp_file()?;
+        let mut hasher = Hasher::default();
+        let mut buffer = vec![0; COPY_BUFFER];
+        loop {
+            let n = input
+                .read(&mut buffer)
+                .map_err(|e| StoreError::io(&source.path, e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+            temp.write_all(&buffer[..n])
+                .map_err(|e| StoreError::io(temp.path(), e))?;
+            progress(n as u64);
+        }
+        let len = hasher.len();
+        let actual = hasher.finish();
+        if &actual != expected || len != source.len {
+            return Err(StoreError::DigestMismatch {
+                expected: expected.clone(),
+                actual,
+                len,
+            });
+        }
+        self.commit(key, temp, meta)
+    }
+
+    fn copy_sync(&self, from: &str, to: &str) -> Result<bool, StoreError> {
+        let source = self.object_path(from)?;
+        self.object_path(to)?;
+        let meta = match fs::metadata(&source) {
+            Ok(m) => self.read_meta(from, m.len())?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(StoreError::io(source, e)),
+        };
+        let temp = self.temp_file()?;
+        // A hard link shares the bytes like a server-side copy; fall back to copying.
+        let temp_path = temp.path().to_owned();
+        fs::remove_file(&temp_path).map_err(|e| StoreError::io(&temp_path, e))?;
+        if fs::hard_link(&source, &temp_path).is_err() {
+            match fs::copy(&source, &temp_path) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(StoreError::io(source, e)),
+            }
+        }
+        let write_meta = WriteMeta {
+            content_type: meta.content_type.unwrap_or_default(),
+            metadata: meta.metadata,
+        };
+        self.commit(to, temp, &write_meta)?;
+        Ok(true)
+    }
+
+    fn list_sync(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        // Walk only the deepest directory the prefix names.
+        let base = prefix.rfind('/').map_or("", |i| &prefix[..i]);
+        let mut keys = Vec::new();
+        walk(&self.root.join(base), base, &mut keys)?;
+        keys.retain(|k| k.starts_with(prefix) && start_after.is_none_or(|s| k.as_str() > s));
+        keys.sort();
+        keys.truncate(limit);
+        Ok(keys)
+    }
+}
+
+/// Collects the keys of all files under `dir`, whose key prefix is `key_base`.
+fn walk(dir: &Path, key_base: &str, keys: &mut Vec<String>) -> Result<(), StoreError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(());
+        }
+        Err(e) => return Err(StoreError::io(dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| StoreError::io(dir, e))?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if key_base.is_empty() && name.starts_with(".berth-") {
+            continue;
+        }
+        let key = if key_base.is_empty() {
+            name
+        } else {
+            format!("{key_base}/{name}")
+        };
+        let file_type = entry
+            .file_type()
+            .map_err(|e| StoreError::io(entry.path(), e))?;
+        if file_type.is_dir() {
+            walk(&entry.path(), &key, keys)?;
+        } else {
+            keys.push(key);
+        }
+    }
+    Ok(())
+}
+
+fn create_parent(path: &Path) -> Result<(), StoreError> {
+    match path.parent() {
+        Some(parent) => fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e)),
+        None => Ok(()),
+    }
+}
+
+/// Keys come from the layout, built from validated names; this is the last line of
+/// defence against a key escaping the root.
+fn check_key(key: &str) -> Result<(), StoreError> {
+    let unsafe_key = key.is_empty()
+        || key.starts_with(".berth-")
+        || key.contains('\0')
+        || key.contains('\\')
+        || key
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..");
+    if unsafe_key {
+        Err(StoreError::InvalidKey(key.into()))
+    } else {
+        Ok(())
+    }
+}
+
+/// Runs blocking file I/O off the async runtime.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("store I/O task panicked")
+}
+
+#[async_trait]
+impl Store for DirStore {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+        let path = self.object_path(key)?;
+        let this = self.clone();
+        let key = key.to_owned();
+        blocking(move || match fs::metadata(&path) {
+            Ok(m) if m.is_file() => this.read_meta(&key, m.len()).map(Some),
+            Ok(_) => Ok(None),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(StoreError::io(path, e)),
+        })
+        .await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
+        let path = self.object_path(key)?;
+        let this = self.clone();
+        let key = key.to_owned();
+        blocking(move || match fs::read(&path) {
+            Ok(body) => Ok(Some(Object {
+                meta: this.read_meta(&key, body.len() as u64)?,
+                body: Bytes::from(body),
+            })),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound
+                        | io::ErrorKind::NotADirectory
+                        | io::ErrorKind::IsADirectory
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(StoreError::io(path, e)),
+        })
+        .await
+    }
+
+    async fn put(&self, key: &str, body: Bytes, meta: &WriteMeta) -> Result<(), StoreError> {
+        let this = self.clone();
+        let (key, meta) = (key.to_owned(), meta.clone());
+        blocking(move || this.put_sync(&key, &body, &meta)).await
+    }
+
+    async fn put_verified(
+        &self,
+        key: &str,
+        source: &FileSegment,
+        expected: &Digest,
+        meta: &WriteMeta,
+        progress: Progress,
+    ) -> Result<(), StoreError> {
+        let this = self.clone();
+        let (key, source, expected, meta) = (
+            key.to_owned(),
+            source.clone(),
+            expected.clone(),
+            meta.clone(),
+        );
+        blocking(move || this.put_verified_sync(&key, &source, &expected, &meta, progress)).await
+    }
+
+    async fn copy(&self, from: &str, to: &str, _size: u64) -> Result<bool, StoreError> {
+        let this = self.clone();
+        let (from, to) = (from.to_owned(), to.to_owned());
+        blocking(move || this.copy_sync(&from, &to)).await
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let this = self.clone();
+        let prefix = prefix.to_owned();
+        let start_after = start_after.map(str::to_owned);
+        blocking(move || this.list_sync(&prefix, start_after.as_deref(), limit)).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.object_path(key)?;
+        let sidecar = self.sidecar_path(key);
+        blocking(move || {
+            for p in [path, sidecar] {
+                match fs::remove_file(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(StoreError::io(p, e)),
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_keys_that_escape_the_root() {
+        for bad in [
+            "",
+            "../x",
+            "a/../../x",
+            "/etc/passwd",
+            "a//b",
+            ".berth-meta/x",
+            "a\\b",
+        ] {
+            assert!(check_key(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert!(check_key("v2/a/blobs/sha256:00").is_ok());
+    }
+}

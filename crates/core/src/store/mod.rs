@@ -1,0 +1,170 @@
+//! The storage abstraction: a flat key space of immutable-once-written objects.
+//!
+//! Everything above this trait (publishing, serving) is written once; the S3 and the
+//! directory backends both pass the same conformance tests (`tests/tests/store.rs`).
+//! Backends never rely on conditional writes: S3-compatible servers such as Garage
+//! ignore `If-None-Match`, so safety comes from write order and content addressing.
+
+mod dir;
+mod s3;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::digest::Digest;
+
+pub use dir::DirStore;
+pub use s3::{S3Options, S3Store};
+
+/// What a HEAD returns.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ObjectMeta {
+    pub size: u64,
+    pub content_type: Option<String>,
+    /// User metadata (`x-amz-meta-*` on S3), lowercase keys.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A small object read whole (manifests, markers, JSON documents).
+#[derive(Debug, Clone)]
+pub struct Object {
+    pub meta: ObjectMeta,
+    pub body: Bytes,
+}
+
+/// What a writer attaches to a new object.
+#[derive(Debug, Clone, Default)]
+pub struct WriteMeta {
+    pub content_type: String,
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl WriteMeta {
+    pub fn new(content_type: impl Into<String>) -> Self {
+        WriteMeta {
+            content_type: content_type.into(),
+            metadata: BTreeMap::new(),
+        }
+    }
+
+    pub fn with(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.to_owned(), value.into());
+        self
+    }
+}
+
+/// A byte range of a local file: a blob inside an archive or a layout directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSegment {
+    pub path: PathBuf,
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// Called with the number of bytes sent since the last call.
+pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} is not a store URL: use s3://bucket[/prefix], file:///path or a directory path")]
+    InvalidUrl(String),
+    #[error("refusing unsafe store key {0:?}")]
+    InvalidKey(String),
+    #[error("content does not match its digest: expected {expected}, read {actual} ({len} bytes)")]
+    DigestMismatch {
+        expected: Digest,
+        actual: Digest,
+        len: u64,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("S3 {operation} {key} failed: {message}")]
+    S3 {
+        operation: &'static str,
+        key: String,
+        message: String,
+        /// The server asked us to slow down (503 SlowDown, 429): worth a Retry-After.
+        throttled: bool,
+    },
+}
+
+impl StoreError {
+    fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        StoreError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Objects addressed by `/`-separated keys. Writes are atomic: a reader sees the old
+/// object, no object, or the complete new one, never a partial one.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    /// Where the store lives, for messages (`s3://bucket/prefix`, `/path`).
+    fn location(&self) -> String;
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError>;
+
+    async fn get(&self, key: &str) -> Result<Option<Object>, StoreError>;
+
+    async fn put(&self, key: &str, body: Bytes, meta: &WriteMeta) -> Result<(), StoreError>;
+
+    /// Writes `source` under `key` only if its bytes hash to `expected`; otherwise
+    /// nothing becomes visible and [`StoreError::DigestMismatch`] is returned.
+    async fn put_verified(
+        &self,
+        key: &str,
+        source: &FileSegment,
+        expected: &Digest,
+        meta: &WriteMeta,
+        progress: Progress,
+    ) -> Result<(), StoreError>;
+
+    /// Server-side copy of an object of `size` bytes, metadata included. Returns
+    /// `false` when `from` does not exist (it may have been removed meanwhile).
+    async fn copy(&self, from: &str, to: &str, size: u64) -> Result<bool, StoreError>;
+
+    /// Up to `limit` keys starting with `prefix` and sorting after `start_after`, in
+    /// byte order: one flat listing, never a walk of a tree of prefixes.
+    async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Removes `key`; absent keys are not an error.
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// Options that apply when opening a store from a URL.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    pub s3: S3Options,
+}
+
+/// Opens `s3://bucket[/prefix]`, `file:///path` or a plain directory path.
+pub async fn open(url: &str, options: &OpenOptions) -> Result<Arc<dyn Store>, StoreError> {
+    if let Some(rest) = url.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(StoreError::InvalidUrl(url.into()));
+        }
+        let store = S3Store::connect(bucket, prefix.trim_matches('/'), options.s3.clone()).await;
+        return Ok(Arc::new(store));
+    }
+    let path = url.strip_prefix("file://").unwrap_or(url);
+    if path.is_empty() || path.contains("://") {
+        return Err(StoreError::InvalidUrl(url.into()));
+    }
+    Ok(Arc::new(DirStore::new(path)))
+}

@@ -1,0 +1,588 @@
+//! A store in an S3 bucket (AWS S3, MinIO, Garage, any S3-compatible server).
+//!
+//! Credentials, region and endpoint come from the standard AWS configuration chain
+//! (`AWS_ACCESS_KEY_ID`, `AWS_REGION`, `AWS_ENDPOINT_URL`, profiles, instance roles).
+//! With a custom endpoint the client uses path-style addressing unless told otherwise.
+//! Transient faults (5xx, throttling, timeouts) are retried with backoff by the SDK's
+//! standard retry strategy. Checksums are only sent where S3 requires them: Garage
+//! rejects the SDK's default streaming checksums.
+
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use bytes::Bytes;
+use tokio::sync::Semaphore;
+
+use super::{FileSegment, Object, ObjectMeta, Progress, Store, StoreError, WriteMeta};
+use crate::digest::{Digest, Hasher};
+
+/// S3 caps multipart uploads at 10,000 parts and a single CopyObject at 5 GiB.
+const MAX_PARTS: u64 = 10_000;
+const MAX_SINGLE_COPY: u64 = 5 << 30;
+const COPY_PART_SIZE: u64 = 512 << 20;
+
+#[derive(Debug, Clone)]
+pub struct S3Options {
+    /// Requests carrying bytes (PUTs, parts) in flight at once, store-wide.
+    pub jobs: usize,
+    /// Size of multipart parts; blobs up to this size go in one PUT.
+    pub part_size: u64,
+    /// Force path-style (`true`) or virtual-host (`false`) addressing; by default
+    /// path-style exactly when a custom endpoint is configured.
+    pub path_style: Option<bool>,
+}
+
+impl Default for S3Options {
+    fn default() -> Self {
+        S3Options {
+            jobs: 8,
+            part_size: 16 << 20,
+            path_style: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    /// Key prefix inside the bucket, with a trailing '/' when not empty.
+    prefix: String,
+    part_size: u64,
+    uploads: Arc<Semaphore>,
+}
+
+impl S3Store {
+    pub async fn connect(bucket: &str, prefix: &str, options: S3Options) -> Self {
+        let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let custom_endpoint = sdk.endpoint_url().is_some();
+        let mut config = aws_sdk_s3::config::Builder::from(&sdk)
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .retry_config(RetryConfig::standard().with_max_attempts(5))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .read_timeout(Duration::from_secs(60))
+                    .build(),
+            )
+            .force_path_style(options.path_style.unwrap_or(custom_endpoint));
+        if sdk.region().is_none() {
+            config = config.region(Region::new("us-east-1"));
+        }
+        Self::with_client(Client::from_conf(config.build()), bucket, prefix, options)
+    }
+
+    pub fn with_client(client: Client, bucket: &str, prefix: &str, options: S3Options) -> Self {
+        let prefix = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}/")
+        };
+        S3Store {
+            client,
+            bucket: bucket.to_owned(),
+            prefix,
+            part_size: options.part_size.max(5 << 20),
+            uploads: Arc::new(Semaphore::new(options.jobs.max(1))),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The bucket key of a store key.
+    pub fn object_key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// Part size for a blob of `len` bytes: the configured size, grown so the upload
+    /// fits in S3's part limit.
+    fn part_size_for(&self, len: u64) -> u64 {
+        let needed = len.div_ceil(MAX_PARTS).next_multiple_of(1 << 20);
+        self.part_size.max(needed)
+    }
+
+    fn copy_source(&self, key: &str) -> String {
+        format!("{}/{}", self.bucket, percent_encode(&self.object_key(key)))
+    }
+
+    async fn put_single(
+        &self,
+        key: &str,
+        source: &FileSegment,
+        expected: &Digest,
+        meta: &WriteMeta,
+        progress: Progress,
+    ) -> Result<(), StoreError> {
+        let _permit = self
+            .uploads
+            .acquire()
+            .await
+            .expect("semaphore never closes");
+        let (chunk, hasher) = read_and_hash(source, 0, source.len, Hasher::default()).await?;
+        check_digest(hasher, expected, source.len)?;
+        let len = chunk.len() as u64;
+        self.put_object(key, chunk, meta).await?;
+        progress(len);
+        Ok(())
+    }
+
+    async fn put_object(&self, key: &str, body: Bytes, meta: &WriteMeta) -> Result<(), StoreError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.object_key(key))
+            .content_type(&meta.content_type)
+            .set_metadata(Some(meta.metadata.clone().into_iter().collect()))
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| s3_error("PutObject", key, e))?;
+        Ok(())
+    }
+
+    async fn put_multipart(
+        &self,
+        key: &str,
+        source: &FileSegment,
+        expected: &Digest,
+        meta: &WriteMeta,
+        progress: Progress,
+    ) -> Result<(), StoreError> {
+        let upload_id = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(self.object_key(key))
+            .content_type(&meta.content_type)
+            .set_metadata(Some(meta.metadata.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(|e| s3_error("CreateMultipartUpload", key, e))?
+            .upload_id
+            .unwrap_or_default();
+        let uploaded = self
+            .upload_parts(key, &upload_id, source, expected, progress)
+            .await;
+        match uploaded {
+            Ok(parts) => self.complete_multipart(key, &upload_id, parts).await,
+            Err(e) => {
+                self.abort_multipart(key, &upload_id).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Reads and hashes parts in order while up to `jobs` of them upload; the digest
+    /// is checked before the caller completes the upload, so wrong bytes never
+    /// become an object.
+    async fn upload_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        source: &FileSegment,
+        expected: &Digest,
+        progress: Progress,
+    ) -> Result<Vec<CompletedPart>, StoreError> {
+        let part_size = self.part_size_for(source.len);
+        let mut hasher = Hasher::default();
+        let mut uploads = Vec::new();
+        let mut offset = 0;
+        let mut part_number = 1;
+        while offset < source.len {
+            let permit = self
+                .uploads
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("semaphore never closes");
+            let len = part_size.min(source.len - offset);
+            let (chunk, next) = read_and_hash(source, offset, len, hasher).await?;
+            hasher = next;
+            let request = self
+                .client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(self.object_key(key))
+                .upload_id(upload_id)
+                .part_number(part_number)
+                .body(ByteStream::from(chunk));
+            let (key, progress) = (key.to_owned(), progress.clone());
+            uploads.push(tokio::spawn(async move {
+                let output = request
+                    .send()
+                    .await
+                    .map_err(|e| s3_error("UploadPart", &key, e))?;
+                drop(permit);
+                progress(len);
+                Ok::<_, StoreError>(
+                    CompletedPart::builder()
+                        .part_number(part_number)
+                        .set_e_tag(output.e_tag)
+                        .build(),
+                )
+            }));
+            offset += len;
+            part_number += 1;
+        }
+        let mut parts = Vec::with_capacity(uploads.len());
+        for upload in uploads {
+            parts.push(upload.await.expect("part upload task panicked")?);
+        }
+        check_digest(hasher, expected, source.len)?;
+        Ok(parts)
+    }
+
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<CompletedPart>,
+    ) -> Result<(), StoreError> {
+        let completed = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(self.object_key(key))
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await;
+        if let Err(e) = completed {
+            self.abort_multipart(key, upload_id).await;
+            return Err(s3_error("CompleteMultipartUpload", key, e));
+        }
+        Ok(())
+    }
+
+    /// Best effort: an upload left behind holds no visible object, and the bucket's
+    /// abort-incomplete-multipart lifecycle rule reclaims it.
+    async fn abort_multipart(&self, key: &str, upload_id: &str) {
+        let aborted = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(self.object_key(key))
+            .upload_id(upload_id)
+            .send()
+            .await;
+        if let Err(e) = aborted {
+            tracing::warn!(key, error = %DisplayErrorContext(&e), "could not abort multipart upload");
+        }
+    }
+
+    /// CopyObject stops at 5 GiB; larger objects are copied part by part.
+    async fn copy_multipart(&self, from: &str, to: &str, size: u64) -> Result<bool, StoreError> {
+        let Some(meta) = self.head(from).await? else {
+            return Ok(false);
+        };
+        let upload_id = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(self.object_key(to))
+            .set_content_type(meta.content_type)
+            .set_metadata(Some(meta.metadata.into_iter().collect()))
+            .send()
+            .await
+            .map_err(|e| s3_error("CreateMultipartUpload", to, e))?
+            .upload_id
+            .unwrap_or_default();
+        let mut parts = Vec::new();
+        for (index, start) in (0..size).step_by(COPY_PART_SIZE as usize).enumerate() {
+            let end = (start + COPY_PART_SIZE).min(size) - 1;
+            let part_number = index as i32 + 1;
+            let copied = self
+                .client
+                .upload_part_copy()
+                .bucket(&self.bucket)
+                .key(self.object_key(to))
+                .upload_id(&upload_id)
+                .part_number(part_number)
+                .copy_source(self.copy_source(from))
+                .copy_source_range(format!("bytes={start}-{end}"))
+                .send()
+                .await;
+            match copied {
+                Ok(output) => parts.push(
+                    CompletedPart::builder()
+                        .part_number(part_number)
+                        .set_e_tag(output.copy_part_result.and_then(|r| r.e_tag))
+                        .build(),
+                ),
+                Err(e) => {
+                    self.abort_multipart(to, &upload_id).await;
+                    return if is_not_found(&e) {
+                        Ok(false)
+                    } else {
+                        Err(s3_error("UploadPartCopy", to, e))
+                    };
+                }
+            }
+        }
+        self.complete_multipart(to, &upload_id, parts).await?;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl Store for S3Store {
+    fn location(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix.trim_end_matches('/'))
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+        let result = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(self.object_key(key))
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(Some(ObjectMeta {
+                size: output.content_length.unwrap_or_default().max(0) as u64,
+                content_type: output.content_type,
+                metadata: output.metadata.unwrap_or_default().into_iter().collect(),
+            })),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(s3_error("HeadObject", key, e)),
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
+        let result = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.object_key(key))
+            .send()
+            .await;
+        let output = match result {
+            Ok(output) => output,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(s3_error("GetObject", key, e)),
+        };
+        let meta = ObjectMeta {
+            size: output.content_length.unwrap_or_default().max(0) as u64,
+            content_type: output.content_type,
+            metadata: output.metadata.unwrap_or_default().into_iter().collect(),
+        };
+        let body = output
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::S3 {
+                operation: "GetObject",
+                key: key.to_owned(),
+                message: e.to_string(),
+                throttled: false,
+            })?
+            .into_bytes();
+        Ok(Some(Object { meta, body }))
+    }
+
+    async fn put(&self, key: &str, body: Bytes, meta: &WriteMeta) -> Result<(), StoreError> {
+        self.put_object(key, body, meta).await
+    }
+
+    async fn put_verified(
+        &self,
+        key: &str,
+        source: &FileSegment,
+        expected: &Digest,
+        meta: &WriteMeta,
+        progress: Progress,
+    ) -> Result<(), StoreError> {
+        if source.len <= self.part_size {
+            self.put_single(key, source, expected, meta, progress).await
+        } else {
+            self.put_multipart(key, source, expected, meta, progress)
+                .await
+        }
+    }
+
+    async fn copy(&self, from: &str, to: &str, size: u64) -> Result<bool, StoreError> {
+        if size > MAX_SINGLE_COPY {
+            return self.copy_multipart(from, to, size).await;
+        }
+        let copied = self
+            .client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(self.object_key(to))
+            .copy_source(self.copy_source(from))
+            .send()
+            .await;
+        match copied {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(s3_error("CopyObject", from, e)),
+        }
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        let mut continuation = None;
+        while keys.len() < limit {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(self.object_key(prefix))
+                .set_start_after(start_after.map(|s| self.object_key(s)))
+                .set_continuation_token(continuation.take())
+                .max_keys((limit - keys.len()).min(1000) as i32)
+                .send()
+                .await
+                .map_err(|e| s3_error("ListObjectsV2", prefix, e))?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key()?.strip_prefix(&self.prefix).map(str::to_owned)),
+            );
+            match page.next_continuation_token {
+                Some(token) if page.is_truncated == Some(true) => continuation = Some(token),
+                _ => break,
+            }
+        }
+        keys.truncate(limit);
+        Ok(keys)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(self.object_key(key))
+            .send()
+            .await
+            .map_err(|e| s3_error("DeleteObject", key, e))?;
+        Ok(())
+    }
+}
+
+/// Reads `len` bytes at `offset` of the segment and feeds them to `hasher`, off the
+/// async runtime.
+async fn read_and_hash(
+    source: &FileSegment,
+    offset: u64,
+    len: u64,
+    mut hasher: Hasher,
+) -> Result<(Bytes, Hasher), StoreError> {
+    let path = source.path.clone();
+    let at = source.offset + offset;
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&path).map_err(|e| StoreError::io(&path, e))?;
+        let mut chunk = vec![0; len as usize];
+        file.read_exact_at(&mut chunk, at)
+            .map_err(|e| StoreError::io(&path, e))?;
+        hasher.update(&chunk);
+        Ok((Bytes::from(chunk), hasher))
+    })
+    .await
+    .expect("read task panicked")
+}
+
+fn check_digest(hasher: Hasher, expected: &Digest, expected_len: u64) -> Result<(), StoreError> {
+    let len = hasher.len();
+    let actual = hasher.finish();
+    if &actual == expected && len == expected_len {
+        Ok(())
+    } else {
+        Err(StoreError::DigestMismatch {
+            expected: expected.clone(),
+            actual,
+            len,
+        })
+    }
+}
+
+fn is_not_found<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool
+where
+    R: std::fmt::Debug,
+{
+    match error {
+        SdkError::ServiceError(e) => {
+            matches!(e.err().code(), Some("NoSuchKey" | "NotFound"))
+                || format!("{:?}", e.raw()).contains("StatusCode(404)")
+        }
+        _ => false,
+    }
+}
+
+fn s3_error<E, R>(operation: &'static str, key: &str, error: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let throttled = matches!(
+        error.code(),
+        Some(
+            "SlowDown"
+                | "Throttling"
+                | "ThrottlingException"
+                | "TooManyRequests"
+                | "RequestLimitExceeded"
+        )
+    );
+    StoreError::S3 {
+        operation,
+        key: key.to_owned(),
+        message: DisplayErrorContext(&error).to_string(),
+        throttled,
+    }
+}
+
+/// Percent-encodes a key for `x-amz-copy-source`, keeping '/' as the separator.
+fn percent_encode(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for byte in key.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_source_keys_are_percent_encoded() {
+        assert_eq!(
+            percent_encode("v2/a/blobs/sha256:ab"),
+            "v2/a/blobs/sha256%3Aab"
+        );
+    }
+}

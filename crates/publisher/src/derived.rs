@@ -1,0 +1,88 @@
+//! Files derived from the store's keys for static hosts: the `GET /v2/` answer, each
+//! repository's `tags/list` and the `_catalog`. They are regenerated from a listing
+//! after every publish, so a later publish repairs one left stale by a crash or a
+//! concurrent publisher.
+
+use berth_core::layout::{self, API_ROOT_KEY, CATALOG_KEY, LAYOUT_KEY, LAYOUT_VERSION};
+use berth_core::store::{Store, WriteMeta};
+use berth_core::{Repository, catalog};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::PublishError;
+
+const JSON: &str = "application/json";
+/// Tag lists and catalogs are written whole; listing pages of this size.
+const LIST_PAGE: usize = 1000;
+
+#[derive(Deserialize)]
+struct LayoutRecord {
+    version: u32,
+}
+
+/// Refuses a store written by a newer layout; initialises an empty one.
+pub async fn prepare_store(store: &dyn Store) -> Result<(), PublishError> {
+    if let Some(object) = store.get(LAYOUT_KEY).await? {
+        let record: LayoutRecord = serde_json::from_slice(&object.body).map_err(|e| {
+            PublishError::source(
+                &store.location(),
+                format!("{LAYOUT_KEY} is unreadable: {e}"),
+            )
+        })?;
+        if record.version > LAYOUT_VERSION {
+            return Err(PublishError::NewerLayout {
+                found: record.version,
+                supported: LAYOUT_VERSION,
+            });
+        }
+        return Ok(());
+    }
+    put_json(store, API_ROOT_KEY, &json!({})).await?;
+    put_json(store, LAYOUT_KEY, &json!({ "version": LAYOUT_VERSION })).await
+}
+
+/// Rewrites `repository`'s tag list and the catalog from listings.
+pub async fn refresh(store: &dyn Store, repository: &Repository) -> Result<(), PublishError> {
+    let mut tags = Vec::new();
+    loop {
+        let page = catalog::tags(store, repository, tags.last(), LIST_PAGE).await?;
+        let done = page.len() < LIST_PAGE;
+        tags.extend(page);
+        if done {
+            break;
+        }
+    }
+    put_json(
+        store,
+        &layout::tags_list_key(repository),
+        &json!({ "name": repository.as_str(), "tags": tags.iter().map(|t| t.as_str()).collect::<Vec<_>>() }),
+    )
+    .await?;
+
+    let mut repositories = Vec::new();
+    loop {
+        let page = catalog::repositories(store, repositories.last(), LIST_PAGE).await?;
+        let done = page.len() < LIST_PAGE;
+        repositories.extend(page);
+        if done {
+            break;
+        }
+    }
+    put_json(
+        store,
+        CATALOG_KEY,
+        &json!({ "repositories": repositories.iter().map(|r| r.as_str()).collect::<Vec<_>>() }),
+    )
+    .await
+}
+
+async fn put_json(
+    store: &dyn Store,
+    key: &str,
+    value: &serde_json::Value,
+) -> Result<(), PublishError> {
+    let body = Bytes::from(serde_json::to_vec(value).expect("JSON serializes"));
+    store.put(key, body, &WriteMeta::new(JSON)).await?;
+    Ok(())
+}

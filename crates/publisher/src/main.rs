@@ -1,0 +1,144 @@
+//! `berth`: publish images into a berth store. Thin clap verbs over the library.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use berth_core::store::{self, OpenOptions, S3Options};
+use berth_core::{ImageRef, Reference, Tag};
+use berth_publisher::{PublishOptions, observer, publish, source};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "berth",
+    version,
+    about = "A container registry that lives in a bucket"
+)]
+struct Cli {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct StoreArgs {
+    /// Where the registry lives: s3://bucket[/prefix], file:///path or a directory.
+    #[arg(
+        long,
+        env = "BERTH_STORE",
+        default_value = "./berth-data",
+        global = true
+    )]
+    store: String,
+    /// Blobs and upload parts in flight at once.
+    #[arg(long, env = "BERTH_JOBS", default_value_t = 8, global = true)]
+    jobs: usize,
+    /// Multipart part size in MiB for S3 uploads (blobs up to this size go in one PUT).
+    #[arg(long, env = "BERTH_PART_SIZE_MIB", default_value_t = 16, global = true)]
+    part_size_mib: u64,
+    /// Path-style S3 addressing (default: on exactly when AWS_ENDPOINT_URL is set).
+    #[arg(long, env = "BERTH_S3_PATH_STYLE", global = true)]
+    s3_path_style: Option<bool>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Publish an image from a docker save tarball, an OCI layout or the Docker engine.
+    Push(PushArgs),
+}
+
+#[derive(Args)]
+struct PushArgs {
+    /// docker save tarball, OCI layout (dir or tar), or prefixed:
+    /// docker-archive:PATH, oci:PATH[:REF], docker-daemon:IMAGE.
+    source: String,
+    /// Destination repository and tag, e.g. acme/web:v1 (tag defaults to latest).
+    target: String,
+    /// Further tags to point at the same image.
+    #[arg(short = 't', long = "tag")]
+    tags: Vec<String>,
+    /// Print one JSON object describing the result on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Push(args) => push(&cli.store, args).await,
+    }
+}
+
+async fn push(store_args: &StoreArgs, args: PushArgs) -> anyhow::Result<()> {
+    let target: ImageRef = args.target.parse()?;
+    let Reference::Tag(first) = target.reference else {
+        anyhow::bail!("push needs REPO:TAG, not a digest: the digest comes from the image");
+    };
+    let mut tags = vec![first];
+    for tag in &args.tags {
+        let tag: Tag = tag.parse()?;
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    let store = open_store(store_args).await?;
+    let bundle = source::open(&args.source).await?;
+    let observer = observer::for_stderr();
+    let options = PublishOptions {
+        jobs: store_args.jobs,
+    };
+    let report = publish(
+        &*store,
+        &bundle,
+        &target.repository,
+        &tags,
+        &options,
+        &*observer,
+    )
+    .await
+    .with_context(|| format!("publishing to {} failed", store.location()))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{}@{}: {} blobs uploaded ({}), {} already present, {} reused",
+            report.repository,
+            report.digest,
+            report.blobs_uploaded,
+            indicatif::HumanBytes(report.bytes_uploaded),
+            report.blobs_skipped,
+            report.blobs_copied
+        );
+    }
+    Ok(())
+}
+
+async fn open_store(args: &StoreArgs) -> anyhow::Result<std::sync::Arc<dyn store::Store>> {
+    let options = OpenOptions {
+        s3: S3Options {
+            jobs: args.jobs,
+            part_size: args.part_size_mib << 20,
+            path_style: args.s3_path_style,
+        },
+    };
+    Ok(store::open(&args.store, &options).await?)
+}

@@ -1,0 +1,176 @@
+//! Publish sources, all read into one model: a [`Bundle`].
+//!
+//! `SOURCE` on the command line is a path (detected) or prefixed:
+//! `docker-archive:PATH`, `oci:PATH[:REF]` (layout directory or its tar),
+//! `docker-daemon:IMAGE`. Archives are never unpacked: a blob is a byte range of the
+//! tar file, read straight from there when uploading. Gzip-compressed archives are
+//! decompressed once into a scratch file first.
+
+mod daemon;
+mod docker_archive;
+mod files;
+mod oci_layout;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use berth_core::Digest;
+use berth_core::store::FileSegment;
+use bytes::Bytes;
+
+pub use files::{Files, read_segment};
+
+use crate::error::PublishError;
+
+/// Media type, digest and size: what a manifest says about the content it references.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobRef {
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+}
+
+/// An image (or index, or artifact) ready to publish: its root descriptor and where
+/// the bytes of everything it may reference are.
+#[derive(Debug)]
+pub struct Bundle {
+    pub root: BlobRef,
+    /// Content stored in files, by digest (manifests included, for layouts).
+    pub files: HashMap<Digest, FileSegment>,
+    /// Manifests the reader wrote itself (a legacy `docker save` has none).
+    pub synthesized: HashMap<Digest, Bytes>,
+    /// Holds decompressed or exported archives alive while the bundle is used.
+    _scratch: Option<tempfile::TempDir>,
+}
+
+impl Bundle {
+    /// Where the bytes of `digest` are, if the source has them.
+    pub fn segment(&self, digest: &Digest) -> Option<&FileSegment> {
+        self.files.get(digest)
+    }
+}
+
+/// Manifests and configs are small; refuse absurd ones instead of reading them whole.
+pub(crate) const MAX_DOCUMENT_SIZE: u64 = 16 << 20;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SourceSpec {
+    /// Detect from what is at the path.
+    Path(PathBuf),
+    DockerArchive(PathBuf),
+    Oci {
+        path: PathBuf,
+        reference: Option<String>,
+    },
+    DockerDaemon(String),
+}
+
+impl SourceSpec {
+    fn parse(spec: &str) -> Self {
+        if let Some(image) = spec.strip_prefix("docker-daemon:") {
+            SourceSpec::DockerDaemon(image.to_owned())
+        } else if let Some(path) = spec.strip_prefix("docker-archive:") {
+            SourceSpec::DockerArchive(path.into())
+        } else if let Some(rest) = spec
+            .strip_prefix("oci:")
+            .or_else(|| spec.strip_prefix("oci-archive:"))
+        {
+            // `oci:PATH:REF`, unless the whole thing is an existing path.
+            match rest.rsplit_once(':') {
+                Some((path, reference)) if !Path::new(rest).exists() => SourceSpec::Oci {
+                    path: path.into(),
+                    reference: Some(reference.to_owned()),
+                },
+                _ => SourceSpec::Oci {
+                    path: rest.into(),
+                    reference: None,
+                },
+            }
+        } else {
+            SourceSpec::Path(spec.into())
+        }
+    }
+}
+
+/// Reads the source named by `spec` into a [`Bundle`].
+pub async fn open(spec: &str) -> Result<Bundle, PublishError> {
+    let (path, forced, reference) = match SourceSpec::parse(spec) {
+        SourceSpec::DockerDaemon(image) => return daemon::export(&image).await,
+        SourceSpec::Path(path) => (path, None, None),
+        SourceSpec::DockerArchive(path) => (path, Some(Kind::DockerArchive), None),
+        SourceSpec::Oci { path, reference } => (path, Some(Kind::OciLayout), reference),
+    };
+    let name = spec.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let (files, scratch) = Files::open(&name, &path)?;
+        read_files(&name, files, scratch, forced, reference.as_deref())
+    })
+    .await
+    .expect("source reader panicked")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    DockerArchive,
+    OciLayout,
+}
+
+/// Detects the format of an opened file tree (unless forced) and reads it.
+fn read_files(
+    name: &str,
+    files: Files,
+    scratch: Option<tempfile::TempDir>,
+    forced: Option<Kind>,
+    reference: Option<&str>,
+) -> Result<Bundle, PublishError> {
+    // Newer `docker save` writes both forms; the OCI index carries the real digests.
+    let kind = forced.or_else(|| {
+        if files.contains("oci-layout") && files.contains("index.json") {
+            Some(Kind::OciLayout)
+        } else if files.contains("manifest.json") {
+            Some(Kind::DockerArchive)
+        } else {
+            None
+        }
+    });
+    let (root, blobs, synthesized) = match kind {
+        Some(Kind::OciLayout) => oci_layout::read(name, &files, reference)?,
+        Some(Kind::DockerArchive) => docker_archive::read(name, &files)?,
+        None => {
+            return Err(PublishError::source(
+                name,
+                "not an image: expected a `docker save` tarball (manifest.json) or an OCI image layout (oci-layout, index.json)",
+            ));
+        }
+    };
+    Ok(Bundle {
+        root,
+        files: blobs,
+        synthesized,
+        _scratch: scratch,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_source_prefixes() {
+        assert_eq!(
+            SourceSpec::parse("docker-daemon:busybox:1"),
+            SourceSpec::DockerDaemon("busybox:1".into())
+        );
+        assert_eq!(
+            SourceSpec::parse("oci:/nonexistent/layout:v1"),
+            SourceSpec::Oci {
+                path: "/nonexistent/layout".into(),
+                reference: Some("v1".into())
+            }
+        );
+        assert_eq!(
+            SourceSpec::parse("image.tar"),
+            SourceSpec::Path("image.tar".into())
+        );
+    }
+}
