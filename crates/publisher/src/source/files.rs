@@ -137,6 +137,9 @@ fn index_tar(path: &Path) -> io::Result<HashMap<String, FileSegment>> {
                 entry.path()?
             )));
         };
+        if name.is_empty() {
+            continue; // the archive's own root directory, "./"
+        }
         match entry.header().entry_type() {
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let segment = FileSegment {
@@ -181,7 +184,8 @@ fn path_key(path: PathBuf) -> String {
     path.to_string_lossy().into_owned()
 }
 
-/// `path` without `.` parts, or `None` if it is absolute or climbs out with `..`.
+/// `path` without `.` parts (empty for the root itself), or `None` if it is
+/// absolute or climbs out with `..`.
 fn safe_relative(path: &str) -> Option<PathBuf> {
     let path = Path::new(path);
     if path.is_absolute() {
@@ -204,7 +208,7 @@ fn normalize(path: &Path) -> Option<PathBuf> {
             Component::RootDir | Component::Prefix(_) => return None,
         }
     }
-    (!out.as_os_str().is_empty()).then_some(out)
+    Some(out)
 }
 
 #[cfg(test)]
@@ -215,6 +219,7 @@ mod tests {
     fn relative_paths_cannot_escape() {
         assert_eq!(safe_relative("./a/b"), Some(PathBuf::from("a/b")));
         assert_eq!(safe_relative("a/../b"), Some(PathBuf::from("b")));
+        assert_eq!(safe_relative("./"), Some(PathBuf::new()));
         assert_eq!(safe_relative("../b"), None);
         assert_eq!(safe_relative("/etc/passwd"), None);
     }

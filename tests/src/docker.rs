@@ -1,0 +1,66 @@
+//! The real Docker engine started by `scripts/docker-up`, skopeo and podman.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use crate::success;
+
+/// `DOCKER_HOST` of the private engine, from the environment or its env file.
+pub fn docker_host() -> &'static str {
+    static HOST: OnceLock<String> = OnceLock::new();
+    HOST.get_or_init(|| {
+        std::env::var("DOCKER_HOST").unwrap_or_else(|_| {
+            let text = std::fs::read_to_string("/run/berth-docker/env").unwrap_or_else(|e| {
+                panic!("Docker is not set up (/run/berth-docker/env: {e}); run scripts/docker-up")
+            });
+            text.lines()
+                .find_map(|l| l.strip_prefix("export DOCKER_HOST="))
+                .expect("env file names DOCKER_HOST")
+                .to_owned()
+        })
+    })
+}
+
+pub fn docker(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .env("DOCKER_HOST", docker_host())
+        .output()
+        .unwrap()
+}
+
+/// Builds `FROM scratch` an image whose default command prints `message`: two
+/// layers (busybox, then the message), so it has real content and runs anywhere.
+pub fn build_image(tag: &str, message: &str) {
+    let context = tempfile::tempdir().unwrap();
+    std::fs::copy("/bin/busybox", context.path().join("busybox"))
+        .expect("busybox-static is installed (scripts/docker-up)");
+    std::fs::write(context.path().join("message.txt"), format!("{message}\n")).unwrap();
+    std::fs::write(
+        context.path().join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY message.txt /message.txt\nCMD [\"/bin/busybox\", \"cat\", \"/message.txt\"]\n",
+    )
+    .unwrap();
+    success(&docker(&[
+        "build",
+        "-q",
+        "-t",
+        tag,
+        context.path().to_str().unwrap(),
+    ]));
+}
+
+/// `docker save IMAGE -o PATH`.
+pub fn save(image: &str, path: &Path) {
+    success(&docker(&["save", "-o", path.to_str().unwrap(), image]));
+}
+
+/// Runs `skopeo ARGS` (no signature policy checks: these are local test images).
+pub fn skopeo(args: &[&str]) -> Output {
+    Command::new("skopeo")
+        .arg("--insecure-policy")
+        .args(args)
+        .output()
+        .unwrap()
+}

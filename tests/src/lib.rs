@@ -1,0 +1,219 @@
+//! Support for berth's end-to-end tests: the real `berth` binary, a real Garage
+//! bucket (started by `scripts/garage-up`) or a directory store, and the real Docker
+//! engine, skopeo and podman. Tests call these helpers; none of them fakes a part.
+
+pub mod docker;
+pub mod oci;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use berth_core::store::{self, OpenOptions, S3Options, Store};
+
+/// Which store a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Garage,
+    Dir,
+}
+
+/// The Garage environment written by `scripts/garage-up`, read once. Variables
+/// already set win, so `scripts/test` and a developer's shell agree.
+pub fn garage_env() -> &'static Vec<(String, String)> {
+    static ENV: OnceLock<Vec<(String, String)>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let path = std::env::var("BERTH_GARAGE_DIR").unwrap_or_else(|_| "/tmp/berth-garage".into());
+        let text = std::fs::read_to_string(Path::new(&path).join("env")).unwrap_or_else(|e| {
+            panic!("Garage is not set up ({path}/env: {e}); run scripts/garage-up or scripts/test")
+        });
+        text.lines()
+            .filter_map(|line| line.strip_prefix("export ")?.split_once('='))
+            .map(|(k, v)| {
+                let value = std::env::var(k).unwrap_or_else(|_| v.to_owned());
+                (k.to_owned(), value)
+            })
+            .collect()
+    })
+}
+
+pub fn garage_var(name: &str) -> String {
+    garage_env()
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| panic!("{name} missing from the Garage env file"))
+}
+
+/// A unique name for this test run, usable in repository names and prefixes.
+pub fn unique(label: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{label}-{:x}{:x}", nanos, std::process::id())
+}
+
+/// A fresh, empty store of the given backend: a unique prefix of the Garage test
+/// bucket, or a temporary directory.
+pub struct TestStore {
+    pub backend: Backend,
+    pub url: String,
+    pub store: Arc<dyn Store>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestStore {
+    pub async fn new(backend: Backend, label: &str) -> Self {
+        let url = match backend {
+            Backend::Garage => {
+                format!("s3://{}/{}", garage_var("BERTH_TEST_BUCKET"), unique(label))
+            }
+            Backend::Dir => String::new(),
+        };
+        Self::open(backend, url).await
+    }
+
+    /// The Garage bucket's root, which its web endpoint serves.
+    pub async fn garage_bucket_root() -> Self {
+        Self::open(
+            Backend::Garage,
+            format!("s3://{}", garage_var("BERTH_TEST_BUCKET")),
+        )
+        .await
+    }
+
+    async fn open(backend: Backend, url: String) -> Self {
+        let (url, dir) = match backend {
+            Backend::Garage => {
+                for (k, v) in garage_env() {
+                    // Tests share one process environment; these values never differ.
+                    unsafe { std::env::set_var(k, v) };
+                }
+                (url, None)
+            }
+            Backend::Dir => {
+                let dir = tempfile::tempdir().unwrap();
+                (dir.path().join("store").display().to_string(), Some(dir))
+            }
+        };
+        let options = OpenOptions {
+            s3: S3Options {
+                part_size: 5 << 20,
+                ..S3Options::default()
+            },
+        };
+        let store = store::open(&url, &options).await.unwrap();
+        TestStore {
+            backend,
+            url,
+            store,
+            _dir: dir,
+        }
+    }
+
+    /// Runs `berth ARGS` against this store.
+    pub fn berth(&self, args: &[&str]) -> Output {
+        berth(&self.url, args)
+    }
+
+    pub async fn exists(&self, key: &str) -> bool {
+        self.store.head(key).await.unwrap().is_some()
+    }
+
+    pub async fn get_json(&self, key: &str) -> serde_json::Value {
+        let object = self
+            .store
+            .get(key)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{key} missing"));
+        serde_json::from_slice(&object.body).unwrap()
+    }
+}
+
+/// The `berth` binary, built (once per test process) beside this test executable:
+/// cargo only builds the binaries of the package under test, and these tests live in
+/// their own package.
+pub fn berth_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "berth-publisher",
+                "--bin",
+                "berth",
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success(), "building berth failed");
+        let exe = std::env::current_exe().unwrap();
+        exe.parent().unwrap().parent().unwrap().join("berth")
+    })
+    .clone()
+}
+
+/// Runs the real `berth` binary with the Garage environment and `--store URL`.
+pub fn berth(store_url: &str, args: &[&str]) -> Output {
+    let mut command = Command::new(berth_bin());
+    command
+        .args(args)
+        .env("BERTH_STORE", store_url)
+        .env("DOCKER_HOST", docker::docker_host())
+        .env_remove("BERTH_LOG");
+    for (k, v) in garage_env() {
+        command.env(k, v);
+    }
+    command.output().unwrap()
+}
+
+/// Stdout of a successful run, or a panic that shows what went wrong.
+pub fn success(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "command failed ({}): stdout: {} stderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+/// The one `error: ...` line of a failed run.
+pub fn failure(output: &Output) -> String {
+    assert!(
+        !output.status.success(),
+        "command should have failed; stdout: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let stderr = String::from_utf8(output.stderr.clone()).unwrap();
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "expected one error line, got: {stderr}");
+    errors[0].to_owned()
+}
+
+/// Runs both backends of a test body: `both_backends!(name, |store| async { ... })`.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_garage() {
+                let store =
+                    $crate::TestStore::new($crate::Backend::Garage, stringify!($name)).await;
+                ($body)(store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_directory() {
+                let store = $crate::TestStore::new($crate::Backend::Dir, stringify!($name)).await;
+                ($body)(store).await;
+            }
+        }
+    };
+}
