@@ -8,6 +8,7 @@
 //! _berth/layout.json                          {"version": 1}, written on first publish
 //! _berth/repositories/<name>                  empty marker; the catalog is one LIST of this prefix
 //! _berth/blob-holders/<digest>/<name>         empty marker: repository <name> holds <digest>
+//! _berth/referrers/<name>/<subject>/<digest>  descriptor (JSON) of a manifest whose subject is <subject>
 //! v2/index.html                               `{}`, so a static host answers GET /v2/ (index document)
 //! v2/_catalog                                 static copy of the catalog (JSON), rewritten after each publish
 //! v2/<name>/manifests/<tag>                   the tagged manifest, byte for byte (one object per tag)
@@ -36,6 +37,7 @@ pub const CATALOG_KEY: &str = "v2/_catalog";
 
 const REPOSITORIES_PREFIX: &str = "_berth/repositories/";
 const BLOB_HOLDERS_PREFIX: &str = "_berth/blob-holders/";
+const REFERRERS_PREFIX: &str = "_berth/referrers/";
 
 pub fn manifest_key(repository: &Repository, reference: &Reference) -> String {
     format!("v2/{repository}/manifests/{reference}")
@@ -76,6 +78,14 @@ pub fn blob_holders_prefix(digest: &Digest) -> String {
 
 pub fn blob_holder_key(digest: &Digest, repository: &Repository) -> String {
     format!("{BLOB_HOLDERS_PREFIX}{digest}/{repository}")
+}
+
+pub fn referrers_prefix(repository: &Repository, subject: &Digest) -> String {
+    format!("{REFERRERS_PREFIX}{repository}/{subject}/")
+}
+
+pub fn referrer_key(repository: &Repository, subject: &Digest, digest: &Digest) -> String {
+    format!("{REFERRERS_PREFIX}{repository}/{subject}/{digest}")
 }
 
 /// The tag named by a key found under [`manifests_prefix`], or `None` for a manifest

@@ -3,9 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use berth_core::store::{self, OpenOptions, S3Options};
+use berth_core::store::{S3Options, StoreArgs};
 use berth_core::{ImageRef, Reference, Tag};
 use berth_publisher::{PublishOptions, observer, publish, source};
+use berth_registry::ServeArgs;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
@@ -17,35 +18,29 @@ use clap::{Args, Parser, Subcommand};
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    upload: UploadArgs,
     #[command(subcommand)]
     command: Command,
 }
 
+/// Upload tuning; only `push` uses it.
 #[derive(Args)]
-struct StoreArgs {
-    /// Where the registry lives: s3://bucket[/prefix], file:///path or a directory.
-    #[arg(
-        long,
-        env = "BERTH_STORE",
-        default_value = "./berth-data",
-        global = true
-    )]
-    store: String,
+struct UploadArgs {
     /// Blobs and upload parts in flight at once.
     #[arg(long, env = "BERTH_JOBS", default_value_t = 8, global = true)]
     jobs: usize,
     /// Multipart part size in MiB for S3 uploads (blobs up to this size go in one PUT).
     #[arg(long, env = "BERTH_PART_SIZE_MIB", default_value_t = 16, global = true)]
     part_size_mib: u64,
-    /// Path-style S3 addressing (default: on exactly when AWS_ENDPOINT_URL is set).
-    #[arg(long, env = "BERTH_S3_PATH_STYLE", global = true)]
-    s3_path_style: Option<bool>,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Publish an image from a docker save tarball, an OCI layout or the Docker engine.
     Push(PushArgs),
+    /// Serve the store as a registry (the read API) on a local port.
+    Serve(ServeArgs),
 }
 
 #[derive(Args)]
@@ -65,13 +60,7 @@ struct PushArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    berth_registry::server::init_logging();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -84,11 +73,12 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Push(args) => push(&cli.store, args).await,
+        Command::Push(args) => push(&cli.store, &cli.upload, args).await,
+        Command::Serve(args) => Ok(berth_registry::server::run(&cli.store, &args).await?),
     }
 }
 
-async fn push(store_args: &StoreArgs, args: PushArgs) -> anyhow::Result<()> {
+async fn push(store_args: &StoreArgs, upload: &UploadArgs, args: PushArgs) -> anyhow::Result<()> {
     let target: ImageRef = args.target.parse()?;
     let Reference::Tag(first) = target.reference else {
         anyhow::bail!("push needs REPO:TAG, not a digest: the digest comes from the image");
@@ -100,12 +90,16 @@ async fn push(store_args: &StoreArgs, args: PushArgs) -> anyhow::Result<()> {
             tags.push(tag);
         }
     }
-    let store = open_store(store_args).await?;
+    let store = store_args
+        .open(S3Options {
+            jobs: upload.jobs,
+            part_size: upload.part_size_mib << 20,
+            ..S3Options::default()
+        })
+        .await?;
     let bundle = source::open(&args.source).await?;
     let observer = observer::for_stderr();
-    let options = PublishOptions {
-        jobs: store_args.jobs,
-    };
+    let options = PublishOptions { jobs: upload.jobs };
     let report = publish(
         &*store,
         &bundle,
@@ -130,15 +124,4 @@ async fn push(store_args: &StoreArgs, args: PushArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-async fn open_store(args: &StoreArgs) -> anyhow::Result<std::sync::Arc<dyn store::Store>> {
-    let options = OpenOptions {
-        s3: S3Options {
-            jobs: args.jobs,
-            part_size: args.part_size_mib << 20,
-            path_style: args.s3_path_style,
-        },
-    };
-    Ok(store::open(&args.store, &options).await?)
 }

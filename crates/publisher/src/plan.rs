@@ -21,6 +21,9 @@ use crate::source::{BlobRef, Bundle};
 pub struct ManifestWrite {
     pub blob: BlobRef,
     pub bytes: Bytes,
+    /// For a manifest with a `subject` (a signature, an SBOM): the subject and the
+    /// descriptor the referrers API lists for it.
+    pub referrer: Option<(Digest, serde_json::Value)>,
 }
 
 #[derive(Debug, Default)]
@@ -44,6 +47,21 @@ struct Shape {
     schema_version: Option<u32>,
     media_type: Option<String>,
     manifests: Option<serde_json::Value>,
+    subject: Option<Subject>,
+    artifact_type: Option<String>,
+    config: Option<ConfigShape>,
+    annotations: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct Subject {
+    digest: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConfigShape {
+    media_type: Option<String>,
 }
 
 pub fn plan(bundle: &Bundle) -> Result<Plan, PublishError> {
@@ -74,7 +92,7 @@ impl Walk<'_> {
             digest: blob.digest.clone(),
             message,
         };
-        let shape: Shape =
+        let mut shape: Shape =
             serde_json::from_slice(&bytes).map_err(|e| invalid(format!("not JSON: {e}")))?;
         let declared = shape.media_type.clone().unwrap_or_default();
         if [DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED].contains(&declared.as_str())
@@ -110,12 +128,24 @@ impl Walk<'_> {
                 self.blob(blob_ref(layer).map_err(&invalid)?)?;
             }
         }
+        let blob = BlobRef {
+            media_type: content_type,
+            ..blob.clone()
+        };
+        let referrer = match shape.subject.take() {
+            Some(subject) => {
+                let subject: Digest = subject
+                    .digest
+                    .parse()
+                    .map_err(|e| invalid(format!("subject: {e}")))?;
+                Some((subject, referrer_descriptor(&blob, shape)))
+            }
+            None => None,
+        };
         self.plan.manifests.push(ManifestWrite {
-            blob: BlobRef {
-                media_type: content_type,
-                ..blob.clone()
-            },
+            blob,
             bytes,
+            referrer,
         });
         Ok(())
     }
@@ -171,6 +201,26 @@ impl Walk<'_> {
         }
         Ok(bytes)
     }
+}
+
+/// The descriptor the OCI referrers API returns for a manifest: its artifact type is
+/// `artifactType`, else the config's media type.
+fn referrer_descriptor(blob: &BlobRef, shape: Shape) -> serde_json::Value {
+    let mut descriptor = serde_json::json!({
+        "mediaType": blob.media_type,
+        "digest": blob.digest.to_string(),
+        "size": blob.size,
+    });
+    let artifact_type = shape
+        .artifact_type
+        .or_else(|| shape.config.and_then(|c| c.media_type));
+    if let Some(artifact_type) = artifact_type {
+        descriptor["artifactType"] = artifact_type.into();
+    }
+    if let Some(annotations) = shape.annotations {
+        descriptor["annotations"] = annotations;
+    }
+    descriptor
 }
 
 fn blob_ref(descriptor: &Descriptor) -> Result<BlobRef, String> {

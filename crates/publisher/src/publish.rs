@@ -193,13 +193,20 @@ async fn write_manifest(
     manifest: &ManifestWrite,
 ) -> Result<bool, PublishError> {
     let key = layout::manifest_digest_key(repository, &manifest.blob.digest);
-    if store.head(&key).await?.is_some() {
-        return Ok(false);
+    let written = store.head(&key).await?.is_none();
+    if written {
+        store
+            .put(&key, manifest.bytes.clone(), &manifest_meta(&manifest.blob))
+            .await?;
     }
-    store
-        .put(&key, manifest.bytes.clone(), &manifest_meta(&manifest.blob))
-        .await?;
-    Ok(true)
+    if let Some((subject, descriptor)) = &manifest.referrer {
+        // After the manifest, so every listed referrer exists; rewritten on every
+        // publish, so one lost to a crash comes back.
+        let key = layout::referrer_key(repository, subject, &manifest.blob.digest);
+        let body = Bytes::from(serde_json::to_vec(descriptor).expect("descriptor serializes"));
+        store.put(&key, body, &WriteMeta::new("application/json")).await?;
+    }
+    Ok(written)
 }
 
 fn manifest_meta(blob: &BlobRef) -> WriteMeta {

@@ -13,7 +13,11 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{FileSegment, Object, ObjectMeta, Progress, Store, StoreError, WriteMeta};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use super::{
+    FileSegment, Object, ObjectMeta, ObjectReader, Progress, Store, StoreError, WriteMeta,
+};
 use crate::digest::{Digest, Hasher};
 
 const META_DIR: &str = ".berth-meta";
@@ -314,6 +318,44 @@ impl Store for DirStore {
             Err(e) => Err(StoreError::io(path, e)),
         })
         .await
+    }
+
+    async fn read(
+        &self,
+        key: &str,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<Option<ObjectReader>, StoreError> {
+        let path = self.object_path(key)?;
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(file) => file,
+            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(StoreError::io(path, e)),
+        };
+        let metadata = file.metadata().await.map_err(|e| StoreError::io(&path, e))?;
+        if !metadata.is_file() {
+            return Ok(None);
+        }
+        let size = metadata.len();
+        let range = range.unwrap_or(0..size);
+        file.seek(SeekFrom::Start(range.start))
+            .await
+            .map_err(|e| StoreError::io(&path, e))?;
+        let meta = {
+            let this = self.clone();
+            let key = key.to_owned();
+            blocking(move || this.read_meta(&key, size)).await?
+        };
+        let body = tokio_util::io::ReaderStream::new(file.take(range.end - range.start));
+        Ok(Some(ObjectReader {
+            meta,
+            body: Box::pin(body),
+        }))
+    }
+
+    async fn presign_get(&self, _: &str, _: std::time::Duration) -> Result<Option<String>, StoreError> {
+        Ok(None)
     }
 
     async fn put(&self, key: &str, body: Bytes, meta: &WriteMeta) -> Result<(), StoreError> {

@@ -5,19 +5,23 @@
 //! Backends never rely on conditional writes: S3-compatible servers such as Garage
 //! ignore `If-None-Match`, so safety comes from write order and content addressing.
 
+mod args;
 mod dir;
 mod s3;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::digest::Digest;
 
+pub use args::StoreArgs;
 pub use dir::DirStore;
 pub use s3::{S3Options, S3Store};
 
@@ -35,6 +39,18 @@ pub struct ObjectMeta {
 pub struct Object {
     pub meta: ObjectMeta,
     pub body: Bytes,
+}
+
+/// An object's bytes as a stream, for blobs too large to hold in memory.
+pub struct ObjectReader {
+    pub meta: ObjectMeta,
+    pub body: futures::stream::BoxStream<'static, std::io::Result<Bytes>>,
+}
+
+impl fmt::Debug for ObjectReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObjectReader").field("meta", &self.meta).finish()
+    }
 }
 
 /// What a writer attaches to a new object.
@@ -115,6 +131,17 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError>;
 
     async fn get(&self, key: &str) -> Result<Option<Object>, StoreError>;
+
+    /// Streams the object, or the `range` of it (already checked against its size).
+    async fn read(
+        &self,
+        key: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<Option<ObjectReader>, StoreError>;
+
+    /// A URL that lets anyone holding it GET the object until it expires, if the
+    /// backend can make one (S3 can; a directory cannot). Signing is local: no request.
+    async fn presign_get(&self, key: &str, expires: Duration) -> Result<Option<String>, StoreError>;
 
     async fn put(&self, key: &str, body: Bytes, meta: &WriteMeta) -> Result<(), StoreError>;
 

@@ -13,17 +13,21 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 
-use super::{FileSegment, Object, ObjectMeta, Progress, Store, StoreError, WriteMeta};
+use super::{
+    FileSegment, Object, ObjectMeta, ObjectReader, Progress, Store, StoreError, WriteMeta,
+};
 use crate::digest::{Digest, Hasher};
 
 /// S3 caps multipart uploads at 10,000 parts and a single CopyObject at 5 GiB.
@@ -40,6 +44,12 @@ pub struct S3Options {
     /// Force path-style (`true`) or virtual-host (`false`) addressing; by default
     /// path-style exactly when a custom endpoint is configured.
     pub path_style: Option<bool>,
+    /// Endpoint written into presigned URLs, when clients reach S3 by another address
+    /// than this process does (see docs/deploy.md on redirects).
+    pub public_endpoint: Option<String>,
+    /// Give up on one S3 request after this long (the registry sets it so a stuck
+    /// bucket becomes a 503, not a hung pull).
+    pub request_timeout: Option<Duration>,
 }
 
 impl Default for S3Options {
@@ -48,6 +58,8 @@ impl Default for S3Options {
             jobs: 8,
             part_size: 16 << 20,
             path_style: None,
+            public_endpoint: None,
+            request_timeout: None,
         }
     }
 }
@@ -55,6 +67,10 @@ impl Default for S3Options {
 #[derive(Debug, Clone)]
 pub struct S3Store {
     client: Client,
+    /// Signs presigned URLs; differs from `client` only by its endpoint.
+    presigner: Client,
+    /// Where the signing credentials come from, to cap URL lifetimes at theirs.
+    credentials: Option<SharedCredentialsProvider>,
     bucket: String,
     /// Key prefix inside the bucket, with a trailing '/' when not empty.
     prefix: String,
@@ -66,24 +82,33 @@ impl S3Store {
     pub async fn connect(bucket: &str, prefix: &str, options: S3Options) -> Self {
         let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
         let custom_endpoint = sdk.endpoint_url().is_some();
+        let mut timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .read_timeout(Duration::from_secs(60));
+        if let Some(limit) = options.request_timeout {
+            timeouts = timeouts.operation_timeout(limit);
+        }
         let mut config = aws_sdk_s3::config::Builder::from(&sdk)
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
             .retry_config(RetryConfig::standard().with_max_attempts(5))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .read_timeout(Duration::from_secs(60))
-                    .build(),
-            )
+            .timeout_config(timeouts.build())
             .force_path_style(options.path_style.unwrap_or(custom_endpoint));
         if sdk.region().is_none() {
             config = config.region(Region::new("us-east-1"));
         }
-        Self::with_client(Client::from_conf(config.build()), bucket, prefix, options)
-    }
-
-    pub fn with_client(client: Client, bucket: &str, prefix: &str, options: S3Options) -> Self {
+        let presigner = match &options.public_endpoint {
+            Some(endpoint) => Client::from_conf(
+                config
+                    .clone()
+                    .endpoint_url(endpoint)
+                    .force_path_style(options.path_style.unwrap_or(true))
+                    .build(),
+            ),
+            None => Client::from_conf(config.clone().build()),
+        };
+        let client = Client::from_conf(config.build());
+        let credentials = sdk.credentials_provider();
         let prefix = if prefix.is_empty() {
             String::new()
         } else {
@@ -91,10 +116,28 @@ impl S3Store {
         };
         S3Store {
             client,
+            presigner,
+            credentials,
             bucket: bucket.to_owned(),
             prefix,
             part_size: options.part_size.max(5 << 20),
             uploads: Arc::new(Semaphore::new(options.jobs.max(1))),
+        }
+    }
+
+    /// `wanted`, shortened so a presigned URL never outlives the credentials that
+    /// sign it (temporary credentials on Lambda last hours, not days).
+    async fn presign_lifetime(&self, wanted: Duration) -> Duration {
+        let Some(provider) = &self.credentials else {
+            return wanted;
+        };
+        let expiry = match provider.provide_credentials().await {
+            Ok(credentials) => credentials.expiry(),
+            Err(_) => None,
+        };
+        match expiry.and_then(|at| at.duration_since(std::time::SystemTime::now()).ok()) {
+            Some(left) => wanted.min(left),
+            None => wanted,
         }
     }
 
@@ -402,6 +445,55 @@ impl Store for S3Store {
             })?
             .into_bytes();
         Ok(Some(Object { meta, body }))
+    }
+
+    async fn read(
+        &self,
+        key: &str,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<Option<ObjectReader>, StoreError> {
+        let result = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.object_key(key))
+            .set_range(range.map(|r| format!("bytes={}-{}", r.start, r.end.saturating_sub(1))))
+            .send()
+            .await;
+        let output = match result {
+            Ok(output) => output,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(s3_error("GetObject", key, e)),
+        };
+        let meta = ObjectMeta {
+            size: output.content_length.unwrap_or_default().max(0) as u64,
+            content_type: output.content_type,
+            metadata: output.metadata.unwrap_or_default().into_iter().collect(),
+        };
+        let body = tokio_util::io::ReaderStream::new(output.body.into_async_read());
+        Ok(Some(ObjectReader {
+            meta,
+            body: Box::pin(body),
+        }))
+    }
+
+    async fn presign_get(&self, key: &str, expires: Duration) -> Result<Option<String>, StoreError> {
+        let expires = self.presign_lifetime(expires).await;
+        let config = PresigningConfig::expires_in(expires).map_err(|e| StoreError::S3 {
+            operation: "presign GetObject",
+            key: key.to_owned(),
+            message: e.to_string(),
+            throttled: false,
+        })?;
+        let request = self
+            .presigner
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.object_key(key))
+            .presigned(config)
+            .await
+            .map_err(|e| s3_error("presign GetObject", key, e))?;
+        Ok(Some(request.uri().to_owned()))
     }
 
     async fn put(&self, key: &str, body: Bytes, meta: &WriteMeta) -> Result<(), StoreError> {
