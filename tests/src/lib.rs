@@ -4,6 +4,7 @@
 
 pub mod docker;
 pub mod oci;
+pub mod server;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -116,6 +117,13 @@ impl TestStore {
     /// Runs `berth ARGS` against this store.
     pub fn berth(&self, args: &[&str]) -> Output {
         berth(&self.url, args)
+    }
+
+    /// `berth push SOURCE TARGET EXTRA... --json`, which must succeed; its report.
+    pub fn push(&self, source: &str, target: &str, extra: &[&str]) -> serde_json::Value {
+        let mut args = vec!["push", source, target, "--json"];
+        args.extend_from_slice(extra);
+        serde_json::from_str(&success(&self.berth(&args))).unwrap()
     }
 
     pub async fn exists(&self, key: &str) -> bool {

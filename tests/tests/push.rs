@@ -44,12 +44,6 @@ fn fixtures() -> &'static Fixtures {
     })
 }
 
-fn push(t: &TestStore, source: &str, target: &str, extra: &[&str]) -> Value {
-    let mut args = vec!["push", source, target, "--json"];
-    args.extend_from_slice(extra);
-    serde_json::from_str(&success(&t.berth(&args))).unwrap()
-}
-
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -110,7 +104,7 @@ both_backends!(
     docker_save_tarball_publishes_blobs_manifests_and_tags,
     |t: TestStore| async move {
         let f = fixtures();
-        let report = push(&t, path(&f.archive), "acme/hello:v1", &["-t", "latest"]);
+        let report = t.push(path(&f.archive), "acme/hello:v1", &["-t", "latest"]);
         assert_eq!(report["repository"], "acme/hello");
         assert_eq!(report["tags"], json!(["v1", "latest"]));
         assert_eq!(report["media_type"], DOCKER_MANIFEST);
@@ -157,8 +151,8 @@ both_backends!(
     republishing_an_unchanged_image_uploads_no_blob,
     |t: TestStore| async move {
         let f = fixtures();
-        let first = push(&t, path(&f.archive), "acme/again:v1", &[]);
-        let second = push(&t, path(&f.archive), "acme/again:v1", &[]);
+        let first = t.push(path(&f.archive), "acme/again:v1", &[]);
+        let second = t.push(path(&f.archive), "acme/again:v1", &[]);
         assert_eq!(second["digest"], first["digest"]);
         assert_eq!(second["blobs_uploaded"], 0);
         assert_eq!(second["blobs_skipped"], 3);
@@ -171,8 +165,8 @@ both_backends!(
     blobs_another_repository_has_are_copied_not_resent,
     |t: TestStore| async move {
         let f = fixtures();
-        push(&t, path(&f.archive), "team/one:v1", &[]);
-        let second = push(&t, path(&f.archive), "team/two:v1", &[]);
+        t.push(path(&f.archive), "team/one:v1", &[]);
+        let second = t.push(path(&f.archive), "team/two:v1", &[]);
         assert_eq!(second["blobs_uploaded"], 0, "{second}");
         assert_eq!(second["blobs_copied"], 3);
         assert_eq!(second["bytes_uploaded"], 0);
@@ -190,7 +184,7 @@ both_backends!(
             serde_json::from_slice(&std::fs::read(f.layout.join("index.json")).unwrap()).unwrap();
         let skopeo_digest = index["manifests"][0]["digest"].as_str().unwrap().to_owned();
 
-        let from_dir = push(&t, path(&f.layout), "oci/dir:v1", &[]);
+        let from_dir = t.push(path(&f.layout), "oci/dir:v1", &[]);
         assert_eq!(from_dir["digest"], skopeo_digest.as_str());
         let manifest = assert_tag_complete(&t, "oci/dir", "v1").await;
         assert_eq!(manifest["mediaType"], oci::OCI_MANIFEST);
@@ -201,7 +195,7 @@ both_backends!(
             dir: f.layout.clone(),
         }
         .pack(&tar);
-        let from_tar = push(&t, &format!("oci:{}", path(&tar)), "oci/tar:v1", &[]);
+        let from_tar = t.push(&format!("oci:{}", path(&tar)), "oci/tar:v1", &[]);
         assert_eq!(from_tar["digest"], skopeo_digest.as_str());
         assert_tag_complete(&t, "oci/tar", "v1").await;
     }
@@ -223,8 +217,8 @@ both_backends!(
             .status()
             .unwrap();
         assert!(status.success());
-        let plain = push(&t, path(&f.archive), "gz/plain:v1", &[]);
-        let gzipped = push(&t, path(&gz), "gz/packed:v1", &[]);
+        let plain = t.push(path(&f.archive), "gz/plain:v1", &[]);
+        let gzipped = t.push(path(&gz), "gz/packed:v1", &[]);
         assert_eq!(gzipped["digest"], plain["digest"]);
     }
 );
@@ -233,9 +227,8 @@ both_backends!(
     docker_daemon_source_matches_the_saved_archive,
     |t: TestStore| async move {
         let f = fixtures();
-        let from_archive = push(&t, path(&f.archive), "daemon/archive:v1", &[]);
-        let from_daemon = push(
-            &t,
+        let from_archive = t.push(path(&f.archive), "daemon/archive:v1", &[]);
+        let from_daemon = t.push(
             &format!("docker-daemon:{}", f.image),
             "daemon/engine:v1",
             &[],
@@ -258,7 +251,7 @@ both_backends!(
     );
         layout.set_index(vec![index.clone()]);
 
-        let report = push(&t, path(dir.path()), "multi/arch:v1", &[]);
+        let report = t.push(path(dir.path()), "multi/arch:v1", &[]);
         assert_eq!(report["digest"], index["digest"]);
         assert_eq!(report["media_type"], oci::OCI_INDEX);
         assert_eq!(report["blobs_uploaded"], 4);
@@ -293,7 +286,7 @@ both_backends!(
             }),
         );
         layout.set_index(vec![manifest.clone()]);
-        let report = push(&t, path(dir.path()), "acme/sbom:v1", &[]);
+        let report = t.push(path(dir.path()), "acme/sbom:v1", &[]);
         assert_eq!(report["digest"], manifest["digest"]);
         let stored = assert_tag_complete(&t, "acme/sbom", "v1").await;
         assert_eq!(stored["artifactType"], "application/spdx+json");
@@ -313,12 +306,7 @@ both_backends!(
 
         let line = failure(&t.berth(&["push", path(dir.path()), "pick/me:v1"]));
         assert!(line.contains("pick one with oci:PATH:REF"), "{line}");
-        let report = push(
-            &t,
-            &format!("oci:{}:two", path(dir.path())),
-            "pick/me:v1",
-            &[],
-        );
+        let report = t.push(&format!("oci:{}:two", path(dir.path())), "pick/me:v1", &[]);
         assert_eq!(report["digest"], two["digest"]);
     }
 );
@@ -468,7 +456,7 @@ fn an_unreachable_s3_endpoint_fails_with_one_line() {
 async fn a_killed_publish_leaves_existing_tags_complete() {
     for backend in [Backend::Garage, Backend::Dir] {
         let t = TestStore::new(backend, "killed").await;
-        push(&t, path(&fixtures().archive), "acme/kill:v1", &[]);
+        t.push(path(&fixtures().archive), "acme/kill:v1", &[]);
 
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::create(dir.path());

@@ -204,7 +204,9 @@ async fn write_manifest(
         // publish, so one lost to a crash comes back.
         let key = layout::referrer_key(repository, subject, &manifest.blob.digest);
         let body = Bytes::from(serde_json::to_vec(descriptor).expect("descriptor serializes"));
-        store.put(&key, body, &WriteMeta::new("application/json")).await?;
+        store
+            .put(&key, body, &WriteMeta::new("application/json"))
+            .await?;
     }
     Ok(written)
 }

@@ -31,9 +31,18 @@ pub async fn serve(
         .await?
         .ok_or_else(|| RegistryError::BlobUnknown(format!("{name}@{digest}")))?;
     if head {
-        return Ok(blob_response(StatusCode::OK, digest, meta.size, Body::empty()));
+        return Ok(blob_response(
+            StatusCode::OK,
+            digest,
+            meta.size,
+            Body::empty(),
+        ));
     }
-    if let Some(url) = registry.store.presign_get(&key, registry.presign_expiry).await? {
+    if let Some(url) = registry
+        .store
+        .presign_get(&key, registry.presign_expiry)
+        .await?
+    {
         let mut response = Response::new(Body::empty());
         *response.status_mut() = StatusCode::TEMPORARY_REDIRECT;
         let location = HeaderValue::from_str(&url).map_err(|_| {
@@ -57,8 +66,12 @@ pub async fn serve(
     Ok(match range {
         None => blob_response(StatusCode::OK, digest, meta.size, body),
         Some(range) => {
-            let mut response =
-                blob_response(StatusCode::PARTIAL_CONTENT, digest, range.end - range.start, body);
+            let mut response = blob_response(
+                StatusCode::PARTIAL_CONTENT,
+                digest,
+                range.end - range.start,
+                body,
+            );
             let content_range = format!("bytes {}-{}/{}", range.start, range.end - 1, meta.size);
             response.headers_mut().insert(
                 header::CONTENT_RANGE,
@@ -108,14 +121,18 @@ fn requested_range(headers: &HeaderMap, size: u64) -> Result<Option<Range<u64>>,
     let unsatisfiable = RegistryError::RangeNotSatisfiable { size };
     let range = match (start.trim(), end.trim()) {
         ("", suffix) => {
-            let Ok(n) = suffix.parse::<u64>() else { return Ok(None) };
+            let Ok(n) = suffix.parse::<u64>() else {
+                return Ok(None);
+            };
             if n == 0 {
                 return Err(unsatisfiable);
             }
             size.saturating_sub(n)..size
         }
         (start, end) => {
-            let Ok(start) = start.parse::<u64>() else { return Ok(None) };
+            let Ok(start) = start.parse::<u64>() else {
+                return Ok(None);
+            };
             let end = match end {
                 "" => size,
                 end => match end.parse::<u64>() {
@@ -150,6 +167,9 @@ mod tests {
         assert_eq!(range("bytes=50-500", 100).unwrap(), Some(50..100));
         assert_eq!(range("bytes=5-1", 100).unwrap(), None);
         assert_eq!(range("items=0-1", 100).unwrap(), None);
-        assert!(matches!(range("bytes=100-", 100), Err(RegistryError::RangeNotSatisfiable { .. })));
+        assert!(matches!(
+            range("bytes=100-", 100),
+            Err(RegistryError::RangeNotSatisfiable { .. })
+        ));
     }
 }

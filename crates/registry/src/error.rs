@@ -72,11 +72,14 @@ impl IntoResponse for RegistryError {
             // Store messages name the operation and key, never credentials or URLs.
             tracing::error!(%error, "store request failed");
         }
-        let body = json!({ "errors": [{ "code": code, "message": self.to_string(), "detail": null }] });
+        let body =
+            json!({ "errors": [{ "code": code, "message": self.to_string(), "detail": null }] });
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         match &self {
-            RegistryError::Store(StoreError::S3 { throttled: true, .. }) => {
+            RegistryError::Store(StoreError::S3 {
+                throttled: true, ..
+            }) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             RegistryError::RangeNotSatisfiable { size } => {

@@ -52,10 +52,9 @@ pub fn router(registry: Registry) -> Router {
 }
 
 async fn add_api_version(mut response: Response) -> Response {
-    response.headers_mut().insert(
-        API_VERSION_HEADER,
-        HeaderValue::from_static("registry/2.0"),
-    );
+    response
+        .headers_mut()
+        .insert(API_VERSION_HEADER, HeaderValue::from_static("registry/2.0"));
     response
 }
 
@@ -89,8 +88,6 @@ async fn dispatch(
         Route::Blob(name, digest) => blobs::serve(&registry, &name, &digest, &headers, head).await,
         Route::Tags(name) => listing::tags(&registry, &name, &query).await,
         Route::Catalog => listing::catalog(&registry, &query).await,
-        Route::Referrers(name, digest) => {
-            referrers::serve(&registry, &name, &digest, &query).await
-        }
+        Route::Referrers(name, digest) => referrers::serve(&registry, &name, &digest, &query).await,
     }
 }

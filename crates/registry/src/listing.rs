@@ -26,11 +26,12 @@ pub async fn tags(
     }
     let more = tags.len() > n;
     tags.truncate(n);
-    let next = more.then(|| {
-        let last = tags.last().expect("a full page is not empty");
-        format!("/v2/{name}/tags/list?n={n}&last={last}")
-    });
-    let body = json!({ "name": name.as_str(), "tags": tags.iter().map(Tag::as_str).collect::<Vec<_>>() });
+    let next = more
+        .then(|| tags.last())
+        .flatten()
+        .map(|last| format!("/v2/{name}/tags/list?n={n}&last={last}"));
+    let body =
+        json!({ "name": name.as_str(), "tags": tags.iter().map(Tag::as_str).collect::<Vec<_>>() });
     Ok(with_next(Json(body).into_response(), next))
 }
 
@@ -43,15 +44,19 @@ pub async fn catalog(
     let mut repositories = catalog::repositories(&*registry.store, last.as_ref(), n + 1).await?;
     let more = repositories.len() > n;
     repositories.truncate(n);
-    let next = more.then(|| {
-        let last = repositories.last().expect("a full page is not empty");
-        format!("/v2/_catalog?n={n}&last={last}")
-    });
-    let body = json!({ "repositories": repositories.iter().map(Repository::as_str).collect::<Vec<_>>() });
+    let next = more
+        .then(|| repositories.last())
+        .flatten()
+        .map(|last| format!("/v2/_catalog?n={n}&last={last}"));
+    let body =
+        json!({ "repositories": repositories.iter().map(Repository::as_str).collect::<Vec<_>>() });
     Ok(with_next(Json(body).into_response(), next))
 }
 
-pub async fn repository_exists(registry: &Registry, name: &Repository) -> Result<bool, RegistryError> {
+pub async fn repository_exists(
+    registry: &Registry,
+    name: &Repository,
+) -> Result<bool, RegistryError> {
     Ok(registry
         .store
         .head(&layout::repository_marker_key(name))

@@ -8,7 +8,11 @@ use berth_registry::server::{init_logging, run};
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(name = "berth-registry", version, about = "Serve a berth store as a registry (read API)")]
+#[command(
+    name = "berth-registry",
+    version,
+    about = "Serve a berth store as a registry (read API)"
+)]
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,

@@ -29,8 +29,14 @@ pub async fn serve(
         match registry.store.head(&key).await? {
             None => return Err(unknown(registry, name, reference).await),
             Some(meta) => {
-                let media_type = meta.content_type.clone().unwrap_or_else(|| OCI_MANIFEST.into());
-                let digest = meta.metadata.get(DIGEST_METADATA).and_then(|d| d.parse().ok());
+                let media_type = meta
+                    .content_type
+                    .clone()
+                    .unwrap_or_else(|| OCI_MANIFEST.into());
+                let digest = meta
+                    .metadata
+                    .get(DIGEST_METADATA)
+                    .and_then(|d| d.parse().ok());
                 if let (Some(digest), true) = (digest, accept.allows(&media_type)) {
                     return Ok(respond(&media_type, &digest, meta.size, Body::empty()));
                 }
@@ -43,7 +49,11 @@ pub async fn serve(
     let (media_type, body) = negotiate(registry, name, object, &accept).await?;
     let digest = Digest::of(&body);
     let size = body.len() as u64;
-    let body = if head { Body::empty() } else { Body::from(body) };
+    let body = if head {
+        Body::empty()
+    } else {
+        Body::from(body)
+    };
     Ok(respond(&media_type, &digest, size, body))
 }
 
@@ -136,7 +146,13 @@ impl Accept {
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(','))
-                .map(|t| t.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+                .map(|t| {
+                    t.split(';')
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .to_ascii_lowercase()
+                })
                 .filter(|t| !t.is_empty())
                 .collect(),
         )

@@ -27,7 +27,11 @@ pub async fn serve(
         .map(|(_, v)| v.as_str());
     let keys = registry
         .store
-        .list(&layout::referrers_prefix(name, subject), None, MAX_REFERRERS)
+        .list(
+            &layout::referrers_prefix(name, subject),
+            None,
+            MAX_REFERRERS,
+        )
         .await?;
     let descriptors: Vec<Value> = stream::iter(keys)
         .map(|key| async move { registry.store.get(&key).await })
@@ -48,9 +52,10 @@ pub async fn serve(
     )
         .into_response();
     if artifact_type.is_some() {
-        response
-            .headers_mut()
-            .insert("oci-filters-applied", HeaderValue::from_static("artifactType"));
+        response.headers_mut().insert(
+            "oci-filters-applied",
+            HeaderValue::from_static("artifactType"),
+        );
     }
     Ok(response)
 }

@@ -58,20 +58,35 @@ mod tests {
             Route::parse(&format!("a/b/blobs/{}", digest())).unwrap(),
             Route::Blob("a/b".parse().unwrap(), digest().parse().unwrap())
         );
-        assert_eq!(Route::parse("x/y/tags/list").unwrap(), Route::Tags("x/y".parse().unwrap()));
+        assert_eq!(
+            Route::parse("x/y/tags/list").unwrap(),
+            Route::Tags("x/y".parse().unwrap())
+        );
         assert_eq!(Route::parse("_catalog").unwrap(), Route::Catalog);
     }
 
     #[test]
     fn invalid_parts_are_typed_errors() {
-        assert!(matches!(Route::parse("A/manifests/v1"), Err(RegistryError::NameInvalid(_))));
-        assert!(matches!(Route::parse("a/manifests/-x"), Err(RegistryError::TagInvalid(_))));
-        assert!(matches!(Route::parse("a/blobs/sha256:zz"), Err(RegistryError::DigestInvalid(_))));
+        assert!(matches!(
+            Route::parse("A/manifests/v1"),
+            Err(RegistryError::NameInvalid(_))
+        ));
+        assert!(matches!(
+            Route::parse("a/manifests/-x"),
+            Err(RegistryError::TagInvalid(_))
+        ));
+        assert!(matches!(
+            Route::parse("a/blobs/sha256:zz"),
+            Err(RegistryError::DigestInvalid(_))
+        ));
         assert!(matches!(
             Route::parse("../../etc/manifests/v1"),
             Err(RegistryError::NameInvalid(_))
         ));
-        assert!(matches!(Route::parse("a/blobs/uploads/"), Err(RegistryError::Unsupported)));
+        assert!(matches!(
+            Route::parse("a/blobs/uploads/"),
+            Err(RegistryError::Unsupported)
+        ));
         assert!(matches!(Route::parse("a/b"), Err(RegistryError::NotFound)));
     }
 }

@@ -53,8 +53,8 @@ pub async fn run(store: &StoreArgs, args: &ServeArgs) -> Result<(), ServeError> 
 /// Logs to stderr: JSON under Lambda (CloudWatch), text locally; `BERTH_LOG` sets
 /// the filter.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
-        .unwrap_or_else(|_| "warn".into());
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| "warn".into());
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter);

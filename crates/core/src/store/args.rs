@@ -8,7 +8,12 @@ use super::{OpenOptions, S3Options, Store, StoreError, open};
 #[derive(clap::Args, Debug, Clone)]
 pub struct StoreArgs {
     /// Where the registry lives: s3://bucket[/prefix], file:///path or a directory.
-    #[arg(long, env = "BERTH_STORE", default_value = "./berth-data", global = true)]
+    #[arg(
+        long,
+        env = "BERTH_STORE",
+        default_value = "./berth-data",
+        global = true
+    )]
     pub store: String,
     /// Path-style S3 addressing (default: on exactly when AWS_ENDPOINT_URL is set).
     #[arg(long, env = "BERTH_S3_PATH_STYLE", global = true)]

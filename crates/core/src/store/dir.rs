@@ -328,12 +328,20 @@ impl Store for DirStore {
         let path = self.object_path(key)?;
         let mut file = match tokio::fs::File::open(&path).await {
             Ok(file) => file,
-            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
                 return Ok(None);
             }
             Err(e) => return Err(StoreError::io(path, e)),
         };
-        let metadata = file.metadata().await.map_err(|e| StoreError::io(&path, e))?;
+        let metadata = file
+            .metadata()
+            .await
+            .map_err(|e| StoreError::io(&path, e))?;
         if !metadata.is_file() {
             return Ok(None);
         }
@@ -354,7 +362,11 @@ impl Store for DirStore {
         }))
     }
 
-    async fn presign_get(&self, _: &str, _: std::time::Duration) -> Result<Option<String>, StoreError> {
+    async fn presign_get(
+        &self,
+        _: &str,
+        _: std::time::Duration,
+    ) -> Result<Option<String>, StoreError> {
         Ok(None)
     }
 

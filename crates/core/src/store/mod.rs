@@ -49,7 +49,9 @@ pub struct ObjectReader {
 
 impl fmt::Debug for ObjectReader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ObjectReader").field("meta", &self.meta).finish()
+        f.debug_struct("ObjectReader")
+            .field("meta", &self.meta)
+            .finish()
     }
 }
 
@@ -141,7 +143,8 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// A URL that lets anyone holding it GET the object until it expires, if the
     /// backend can make one (S3 can; a directory cannot). Signing is local: no request.
-    async fn presign_get(&self, key: &str, expires: Duration) -> Result<Option<String>, StoreError>;
+    async fn presign_get(&self, key: &str, expires: Duration)
+    -> Result<Option<String>, StoreError>;
 
     async fn put(&self, key: &str, body: Bytes, meta: &WriteMeta) -> Result<(), StoreError>;
 

@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -477,7 +477,11 @@ impl Store for S3Store {
         }))
     }
 
-    async fn presign_get(&self, key: &str, expires: Duration) -> Result<Option<String>, StoreError> {
+    async fn presign_get(
+        &self,
+        key: &str,
+        expires: Duration,
+    ) -> Result<Option<String>, StoreError> {
         let expires = self.presign_lifetime(expires).await;
         let config = PresigningConfig::expires_in(expires).map_err(|e| StoreError::S3 {
             operation: "presign GetObject",

@@ -1,0 +1,66 @@
+//! A real `berth serve` process on a free loopback port, stopped when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use crate::{berth_bin, docker, garage_env};
+
+pub struct Server {
+    child: Child,
+    /// `127.0.0.1:PORT`, as clients name the registry.
+    pub address: String,
+}
+
+impl Server {
+    /// Serves `store_url`; `env` adds or overrides variables (e.g. the S3 endpoint).
+    pub fn start(store_url: &str, env: &[(&str, &str)]) -> Server {
+        let mut command = Command::new(berth_bin());
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--store", store_url])
+            .envs(garage_env().iter().map(|(k, v)| (k, v)))
+            .env("DOCKER_HOST", docker::docker_host())
+            .env("BERTH_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let address = loop {
+            line.clear();
+            if stderr.read_line(&mut line).unwrap() == 0 {
+                panic!("berth serve exited before listening");
+            }
+            if let Some(rest) = line.trim().split("http://").nth(1) {
+                break rest.trim_end_matches("/v2/").to_owned();
+            }
+        };
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while stderr.read_line(&mut sink).unwrap_or(0) > 0 {
+                sink.clear();
+            }
+        });
+        Server { child, address }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP client that shows redirects instead of following them.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
