@@ -64,3 +64,8 @@ pub fn skopeo(args: &[&str]) -> Output {
         .output()
         .unwrap()
 }
+
+/// Runs `podman ARGS`.
+pub fn podman(args: &[&str]) -> Output {
+    Command::new("podman").args(args).output().unwrap()
+}
