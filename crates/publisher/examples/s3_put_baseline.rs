@@ -24,9 +24,10 @@ use anyhow::{Context, bail};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use berth_core::digest::Hasher;
 use berth_core::store::{S3Options, S3Store};
 use bytes::Bytes;
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use futures::{StreamExt, TryStreamExt, stream};
 use tokio::sync::Semaphore;
 
@@ -43,10 +44,25 @@ struct Args {
     /// Multipart part size in MiB; files up to this size go in one PUT.
     #[arg(long, default_value_t = 16)]
     part_size_mib: u64,
+    /// Send `x-amz-content-sha256: UNSIGNED-PAYLOAD` instead of the body's SHA-256,
+    /// sparing the client and the server a hash of every byte (not what berth does).
+    #[arg(long)]
+    unsigned_payload: bool,
+    /// Diagnostic: also SHA-256 each file while reading it, as berth does; with a part's
+    /// upload permit held (berth's order) or before taking it.
+    #[arg(long, value_enum, default_value_t = HashMode::None)]
+    hash: HashMode,
     /// Delete every object whose key starts with PREFIX, then exit.
     #[arg(long)]
     delete: bool,
     files: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum HashMode {
+    None,
+    InPermit,
+    BeforePermit,
 }
 
 struct Uploader {
@@ -55,6 +71,8 @@ struct Uploader {
     prefix: String,
     part_size: u64,
     permits: Arc<Semaphore>,
+    unsigned_payload: bool,
+    hash: HashMode,
 }
 
 #[tokio::main]
@@ -82,6 +100,8 @@ async fn main() -> anyhow::Result<()> {
         prefix: args.prefix.trim_end_matches('/').to_owned(),
         part_size: (args.part_size_mib << 20).max(5 << 20),
         permits: Arc::new(Semaphore::new(args.jobs.max(1))),
+        unsigned_payload: args.unsigned_payload,
+        hash: args.hash,
     });
     let start = Instant::now();
     let bytes: u64 = stream::iter(&args.files)
@@ -109,12 +129,20 @@ impl Uploader {
             .len();
         if len <= self.part_size {
             let _permit = self.permits.acquire().await?;
-            let body = read(path, 0, len).await?;
-            self.client
+            let (body, _) = read(path, 0, len, self.hasher()).await?;
+            let request = self
+                .client
                 .put_object()
                 .bucket(&self.bucket)
                 .key(&key)
                 .body(ByteStream::from(body))
+                .customize();
+            let request = if self.unsigned_payload {
+                request.disable_payload_signing()
+            } else {
+                request
+            };
+            request
                 .send()
                 .await
                 .with_context(|| format!("PutObject {key}"))?;
@@ -124,8 +152,12 @@ impl Uploader {
         Ok(len)
     }
 
+    fn hasher(&self) -> Option<Hasher> {
+        (self.hash != HashMode::None).then(Hasher::default)
+    }
+
     /// Parts are read in order, each once a permit is free, and uploaded concurrently:
-    /// berth's `upload_parts` without the hasher.
+    /// berth's `upload_parts` without the hasher (unless `--hash`).
     async fn multipart(&self, path: &Path, key: &str, len: u64) -> anyhow::Result<()> {
         let upload_id = self
             .client
@@ -140,10 +172,17 @@ impl Uploader {
         let mut uploads = Vec::new();
         let mut offset = 0;
         let mut part_number = 1;
+        let mut hasher = self.hasher();
         while offset < len {
-            let permit = self.permits.clone().acquire_owned().await?;
             let part_len = self.part_size.min(len - offset);
-            let body = read(path, offset, part_len).await?;
+            let (permit, body);
+            if self.hash == HashMode::BeforePermit {
+                (body, hasher) = read(path, offset, part_len, hasher).await?;
+                permit = self.permits.clone().acquire_owned().await?;
+            } else {
+                permit = self.permits.clone().acquire_owned().await?;
+                (body, hasher) = read(path, offset, part_len, hasher).await?;
+            }
             let request = self
                 .client
                 .upload_part()
@@ -151,7 +190,13 @@ impl Uploader {
                 .key(key)
                 .upload_id(&upload_id)
                 .part_number(part_number)
-                .body(ByteStream::from(body));
+                .body(ByteStream::from(body))
+                .customize();
+            let request = if self.unsigned_payload {
+                request.disable_payload_signing()
+            } else {
+                request
+            };
             uploads.push(tokio::spawn(async move {
                 let output = request.send().await;
                 drop(permit);
@@ -186,15 +231,24 @@ impl Uploader {
     }
 }
 
-/// Reads `len` bytes at `offset`, off the async runtime, as berth does.
-async fn read(path: &Path, offset: u64, len: u64) -> anyhow::Result<Bytes> {
+/// Reads `len` bytes at `offset` (and hashes them, given a hasher) off the async
+/// runtime, as berth does.
+async fn read(
+    path: &Path,
+    offset: u64,
+    len: u64,
+    mut hasher: Option<Hasher>,
+) -> anyhow::Result<(Bytes, Option<Hasher>)> {
     let path = path.to_owned();
     tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&path).with_context(|| path.display().to_string())?;
         let mut chunk = vec![0; len as usize];
         file.read_exact_at(&mut chunk, offset)
             .with_context(|| path.display().to_string())?;
-        Ok(Bytes::from(chunk))
+        if let Some(hasher) = &mut hasher {
+            hasher.update(&chunk);
+        }
+        Ok((Bytes::from(chunk), hasher))
     })
     .await?
 }

@@ -405,11 +405,11 @@ impl Store for S3Store {
             .send()
             .await;
         match result {
-            Ok(output) => Ok(Some(ObjectMeta {
-                size: output.content_length.unwrap_or_default().max(0) as u64,
-                content_type: output.content_type,
-                metadata: output.metadata.unwrap_or_default().into_iter().collect(),
-            })),
+            Ok(output) => Ok(Some(object_meta(
+                output.content_length,
+                output.content_type,
+                output.metadata,
+            ))),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(s3_error("HeadObject", key, e)),
         }
@@ -428,11 +428,7 @@ impl Store for S3Store {
             Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => return Err(s3_error("GetObject", key, e)),
         };
-        let meta = ObjectMeta {
-            size: output.content_length.unwrap_or_default().max(0) as u64,
-            content_type: output.content_type,
-            metadata: output.metadata.unwrap_or_default().into_iter().collect(),
-        };
+        let meta = object_meta(output.content_length, output.content_type, output.metadata);
         let body = output
             .body
             .collect()
@@ -465,11 +461,7 @@ impl Store for S3Store {
             Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => return Err(s3_error("GetObject", key, e)),
         };
-        let meta = ObjectMeta {
-            size: output.content_length.unwrap_or_default().max(0) as u64,
-            content_type: output.content_type,
-            metadata: output.metadata.unwrap_or_default().into_iter().collect(),
-        };
+        let meta = object_meta(output.content_length, output.content_type, output.metadata);
         let body = tokio_util::io::ReaderStream::new(output.body.into_async_read());
         Ok(Some(ObjectReader {
             meta,
@@ -605,6 +597,19 @@ async fn read_and_hash(
     })
     .await
     .expect("read task panicked")
+}
+
+/// The parts of a HEAD or GET answer a store caller sees.
+fn object_meta(
+    content_length: Option<i64>,
+    content_type: Option<String>,
+    metadata: Option<std::collections::HashMap<String, String>>,
+) -> ObjectMeta {
+    ObjectMeta {
+        size: content_length.unwrap_or_default().max(0) as u64,
+        content_type,
+        metadata: metadata.unwrap_or_default().into_iter().collect(),
+    }
 }
 
 fn check_digest(hasher: Hasher, expected: &Digest, expected_len: u64) -> Result<(), StoreError> {
