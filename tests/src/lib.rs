@@ -102,6 +102,7 @@ impl TestStore {
         let options = OpenOptions {
             s3: S3Options {
                 part_size: 5 << 20,
+                single_copy_limit: 8 << 20,
                 ..S3Options::default()
             },
         };

@@ -151,3 +151,35 @@ both_backends!(
         s.delete("k").await.unwrap();
     }
 );
+
+// The tests' stores copy part by part above 8 MiB, as S3 must above 5 GiB.
+both_backends!(large_copies_go_part_by_part, |t: TestStore| async move {
+    let data: Vec<u8> = (0..(12u32 << 20) + 7).map(|i| (i % 253) as u8).collect();
+    let meta = WriteMeta::new("application/octet-stream").with("digest", "d");
+    t.store
+        .put("big/from", Bytes::from(data.clone()), &meta)
+        .await
+        .unwrap();
+    assert!(
+        t.store
+            .copy("big/from", "big/to", data.len() as u64)
+            .await
+            .unwrap()
+    );
+    let copied = t.store.get("big/to").await.unwrap().unwrap();
+    assert!(copied.body == data, "copied bytes differ");
+    assert_eq!(
+        copied.meta.content_type.as_deref(),
+        Some("application/octet-stream")
+    );
+    assert_eq!(
+        copied.meta.metadata.get("digest").map(String::as_str),
+        Some("d")
+    );
+    assert!(
+        !t.store
+            .copy("big/missing", "big/none", data.len() as u64)
+            .await
+            .unwrap()
+    );
+});

@@ -30,8 +30,10 @@ use super::{
 };
 use crate::digest::{Digest, Hasher};
 
-/// S3 caps multipart uploads at 10,000 parts and a single CopyObject at 5 GiB.
+/// S3 caps multipart uploads at 10,000 parts of at least 5 MiB (but the last), and a
+/// single CopyObject at 5 GiB.
 const MAX_PARTS: u64 = 10_000;
+const MIN_PART: u64 = 5 << 20;
 const MAX_SINGLE_COPY: u64 = 5 << 30;
 const COPY_PART_SIZE: u64 = 512 << 20;
 
@@ -50,6 +52,9 @@ pub struct S3Options {
     /// Give up on one S3 request after this long (the registry sets it so a stuck
     /// bucket becomes a 503, not a hung pull).
     pub request_timeout: Option<Duration>,
+    /// Objects larger than this are copied part by part (S3's CopyObject limit);
+    /// lowered only by tests, to exercise that path without 5 GiB objects.
+    pub single_copy_limit: u64,
 }
 
 impl Default for S3Options {
@@ -60,6 +65,7 @@ impl Default for S3Options {
             path_style: None,
             public_endpoint: None,
             request_timeout: None,
+            single_copy_limit: MAX_SINGLE_COPY,
         }
     }
 }
@@ -75,6 +81,7 @@ pub struct S3Store {
     /// Key prefix inside the bucket, with a trailing '/' when not empty.
     prefix: String,
     part_size: u64,
+    single_copy_limit: u64,
     uploads: Arc<Semaphore>,
 }
 
@@ -120,7 +127,8 @@ impl S3Store {
             credentials,
             bucket: bucket.to_owned(),
             prefix,
-            part_size: options.part_size.max(5 << 20),
+            part_size: options.part_size.max(MIN_PART),
+            single_copy_limit: options.single_copy_limit.min(MAX_SINGLE_COPY),
             uploads: Arc::new(Semaphore::new(options.jobs.max(1))),
         }
     }
@@ -352,8 +360,9 @@ impl S3Store {
             .upload_id
             .unwrap_or_default();
         let mut parts = Vec::new();
-        for (index, start) in (0..size).step_by(COPY_PART_SIZE as usize).enumerate() {
-            let end = (start + COPY_PART_SIZE).min(size) - 1;
+        let part_size = COPY_PART_SIZE.min(size.div_ceil(2)).max(MIN_PART);
+        for (index, start) in (0..size).step_by(part_size as usize).enumerate() {
+            let end = (start + part_size).min(size) - 1;
             let part_number = index as i32 + 1;
             let copied = self
                 .client
@@ -513,7 +522,7 @@ impl Store for S3Store {
     }
 
     async fn copy(&self, from: &str, to: &str, size: u64) -> Result<bool, StoreError> {
-        if size > MAX_SINGLE_COPY {
+        if size > self.single_copy_limit {
             return self.copy_multipart(from, to, size).await;
         }
         let copied = self
