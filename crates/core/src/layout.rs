@@ -9,6 +9,7 @@
 //! _berth/repositories/<name>                  empty marker; the catalog is one LIST of this prefix
 //! _berth/blob-holders/<digest>/<name>         empty marker: repository <name> holds <digest>
 //! _berth/referrers/<name>/<subject>/<digest>  descriptor (JSON) of a manifest whose subject is <subject>
+//! _berth/access/...                           who may pull what (see the `access` module)
 //! v2/index.html                               `{}`, so a static host answers GET /v2/ (index document)
 //! v2/_catalog                                 static copy of the catalog (JSON), rewritten after each publish
 //! v2/<name>/manifests/<tag>                   the tagged manifest, byte for byte (one object per tag)
@@ -38,6 +39,8 @@ pub const CATALOG_KEY: &str = "v2/_catalog";
 const REPOSITORIES_PREFIX: &str = "_berth/repositories/";
 const BLOB_HOLDERS_PREFIX: &str = "_berth/blob-holders/";
 const REFERRERS_PREFIX: &str = "_berth/referrers/";
+/// Access documents: never public, never served by the static host.
+pub const ACCESS_PREFIX: &str = "_berth/access/";
 
 pub fn manifest_key(repository: &Repository, reference: &Reference) -> String {
     format!("v2/{repository}/manifests/{reference}")

@@ -8,6 +8,7 @@
 //!
 //! It knows nothing about HTTP, archives or the command line.
 
+pub mod access;
 pub mod catalog;
 pub mod digest;
 pub mod layout;

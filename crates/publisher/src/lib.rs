@@ -7,6 +7,7 @@
 //! every tag pointing at complete content. The `berth` binary is thin clap verbs over
 //! these functions.
 
+pub mod access_admin;
 pub mod derived;
 pub mod error;
 pub mod observer;

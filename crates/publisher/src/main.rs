@@ -1,5 +1,7 @@
 //! `berth`: publish images into a berth store. Thin clap verbs over the library.
 
+mod access_commands;
+
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -41,6 +43,24 @@ enum Command {
     Push(PushArgs),
     /// Serve the store as a registry (the read API) on a local port.
     Serve(ServeArgs),
+    /// Manage users (who may log in).
+    #[command(subcommand)]
+    User(access_commands::UserCommand),
+    /// Manage access tokens (passwords for CI).
+    #[command(subcommand)]
+    Token(access_commands::TokenCommand),
+    /// Manage organisations (namespaces for teams).
+    #[command(subcommand)]
+    Org(access_commands::OrgCommand),
+    /// Manage teams and what they may pull.
+    #[command(subcommand)]
+    Team(access_commands::TeamCommand),
+    /// Make repositories public or private.
+    #[command(subcommand)]
+    Repo(access_commands::RepoCommand),
+    /// Inspect the access configuration.
+    #[command(subcommand)]
+    Access(access_commands::AccessCommand),
 }
 
 #[derive(Args)]
@@ -72,10 +92,21 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let store = &cli.store;
     match cli.command {
-        Command::Push(args) => push(&cli.store, &cli.upload, args).await,
-        Command::Serve(args) => Ok(berth_registry::server::run(&cli.store, &args).await?),
+        Command::Push(args) => push(store, &cli.upload, args).await,
+        Command::Serve(args) => Ok(berth_registry::server::run(store, &args).await?),
+        Command::User(c) => access_commands::user(&*open(store).await?, c).await,
+        Command::Token(c) => access_commands::token(&*open(store).await?, c).await,
+        Command::Org(c) => access_commands::org(&*open(store).await?, c).await,
+        Command::Team(c) => access_commands::team(&*open(store).await?, c).await,
+        Command::Repo(c) => access_commands::repo(&*open(store).await?, c).await,
+        Command::Access(c) => access_commands::access(&*open(store).await?, c).await,
     }
+}
+
+async fn open(store: &StoreArgs) -> anyhow::Result<std::sync::Arc<dyn berth_core::store::Store>> {
+    Ok(store.open(S3Options::default()).await?)
 }
 
 async fn push(store_args: &StoreArgs, upload: &UploadArgs, args: PushArgs) -> anyhow::Result<()> {
