@@ -120,6 +120,24 @@ impl TestStore {
         berth(&self.url, args)
     }
 
+    /// Runs `berth ARGS` with `stdin` as its input (passwords).
+    pub fn berth_with_input(&self, args: &[&str], stdin: &str) -> Output {
+        use std::io::Write;
+        let mut child = berth_command(&self.url, args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
     /// `berth push SOURCE TARGET EXTRA... --json`, which must succeed; its report.
     pub fn push(&self, source: &str, target: &str, extra: &[&str]) -> serde_json::Value {
         let mut args = vec!["push", source, target, "--json"];
@@ -169,6 +187,10 @@ pub fn berth_bin() -> PathBuf {
 
 /// Runs the real `berth` binary with the Garage environment and `--store URL`.
 pub fn berth(store_url: &str, args: &[&str]) -> Output {
+    berth_command(store_url, args).output().unwrap()
+}
+
+fn berth_command(store_url: &str, args: &[&str]) -> Command {
     let mut command = Command::new(berth_bin());
     command
         .args(args)
@@ -178,7 +200,7 @@ pub fn berth(store_url: &str, args: &[&str]) -> Output {
     for (k, v) in garage_env() {
         command.env(k, v);
     }
-    command.output().unwrap()
+    command
 }
 
 /// Stdout of a successful run, or a panic that shows what went wrong.

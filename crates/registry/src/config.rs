@@ -2,11 +2,16 @@
 //! binary is configured by a command line locally and by variables in Lambda.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use berth_core::store::{S3Options, StoreArgs, StoreError};
 
 use crate::Registry;
+use crate::auth::signing_key::{KeyError, SigningKey};
+use crate::auth::tokens::TokenIssuer;
+use crate::auth::{AccessCache, Auth};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -23,18 +28,82 @@ pub struct ServeArgs {
     /// Give up on a store request after this many seconds and answer 503.
     #[arg(long, env = "BERTH_STORE_TIMEOUT_SECS", default_value_t = 10)]
     pub store_timeout_secs: u64,
+    /// File holding the token signing key (PEM, ECDSA P-256); created if missing.
+    /// `BERTH_TOKEN_KEY` (the PEM itself) wins. Default: ~/.local/state/berth/token-key.pem.
+    #[arg(long, env = "BERTH_TOKEN_KEY_FILE")]
+    pub token_key_file: Option<PathBuf>,
+    /// The `service` of token challenges and the audience of tokens.
+    #[arg(long, env = "BERTH_SERVICE", default_value = "berth")]
+    pub service: String,
+    /// The `iss` of tokens.
+    #[arg(long, env = "BERTH_TOKEN_ISSUER", default_value = "berth")]
+    pub token_issuer: String,
+    /// Lifetime of access tokens in seconds (at least 60).
+    #[arg(long, env = "BERTH_TOKEN_TTL_SECS", default_value_t = 300)]
+    pub token_ttl_secs: u64,
+    /// The registry's public base URL, for the token realm (default: from each
+    /// request's Host and X-Forwarded-Proto).
+    #[arg(long, env = "BERTH_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// How long the access configuration is cached before it is re-read.
+    #[arg(long, env = "BERTH_ACCESS_CACHE_SECS", default_value_t = 5)]
+    pub access_cache_secs: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(
+        "no token signing key: set BERTH_TOKEN_KEY (a PEM ECDSA P-256 key) or BERTH_TOKEN_KEY_FILE"
+    )]
+    NoKey,
 }
 
 impl ServeArgs {
-    pub async fn registry(&self, store: &StoreArgs) -> Result<Registry, StoreError> {
+    pub async fn registry(&self, store: &StoreArgs) -> Result<Registry, ConfigError> {
         let s3 = S3Options {
             public_endpoint: self.public_s3_endpoint.clone(),
             request_timeout: Some(Duration::from_secs(self.store_timeout_secs)),
             ..S3Options::default()
         };
+        let store = store.open(s3).await?;
+        let tokens = TokenIssuer {
+            key: self.signing_key()?,
+            service: self.service.clone(),
+            issuer: self.token_issuer.clone(),
+            ttl: Duration::from_secs(self.token_ttl_secs.max(60)),
+        };
         Ok(Registry {
-            store: store.open(s3).await?,
+            auth: Auth {
+                access: AccessCache::new(
+                    Arc::clone(&store),
+                    Duration::from_secs(self.access_cache_secs),
+                ),
+                tokens,
+                public_url: self.public_url.clone(),
+            },
+            store,
             presign_expiry: Duration::from_secs(self.presign_expiry_secs),
         })
+    }
+
+    /// `BERTH_TOKEN_KEY`, else the key file (generated when missing). Under Lambda a
+    /// generated key would differ per instance, so one must be configured there.
+    fn signing_key(&self) -> Result<SigningKey, ConfigError> {
+        if let Ok(pem) = std::env::var("BERTH_TOKEN_KEY") {
+            return Ok(SigningKey::from_pem(&pem)?);
+        }
+        let path = match &self.token_key_file {
+            Some(path) => path.clone(),
+            None if crate::server::in_lambda() => return Err(ConfigError::NoKey),
+            None => {
+                let home = std::env::var_os("HOME").ok_or(ConfigError::NoKey)?;
+                PathBuf::from(home).join(".local/state/berth/token-key.pem")
+            }
+        };
+        Ok(SigningKey::load_or_generate(&path)?)
     }
 }

@@ -29,6 +29,12 @@ pub enum RegistryError {
     NotFound,
     #[error("requested range not satisfiable")]
     RangeNotSatisfiable { size: u64 },
+    #[error("{message}")]
+    Unauthorized { challenge: String, message: String },
+    #[error("{0}")]
+    Credentials(String),
+    #[error("{0}")]
+    TokenRequest(String),
     #[error("storage is unavailable, try again")]
     Store(#[from] StoreError),
 }
@@ -60,6 +66,10 @@ impl RegistryError {
             RegistryError::RangeNotSatisfiable { .. } => {
                 (StatusCode::RANGE_NOT_SATISFIABLE, "RANGE_INVALID")
             }
+            RegistryError::Unauthorized { .. } | RegistryError::Credentials(_) => {
+                (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
+            }
+            RegistryError::TokenRequest(_) => (StatusCode::BAD_REQUEST, "UNSUPPORTED"),
             RegistryError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
         }
     }
@@ -89,6 +99,11 @@ impl IntoResponse for RegistryError {
             }
             RegistryError::Unsupported => {
                 headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            }
+            RegistryError::Unauthorized { challenge, .. } => {
+                if let Ok(value) = HeaderValue::from_str(challenge) {
+                    headers.insert(header::WWW_AUTHENTICATE, value);
+                }
             }
             _ => {}
         }

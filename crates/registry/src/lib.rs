@@ -6,6 +6,7 @@
 //! store key; handlers ([`manifests`], [`blobs`], [`listing`], [`referrers`]) are
 //! short and return [`RegistryError`], which maps to OCI error JSON in one place.
 
+pub mod auth;
 pub mod blobs;
 pub mod config;
 pub mod error;
@@ -22,7 +23,7 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
+use axum::routing::{any, get};
 use berth_core::store::Store;
 
 pub use config::ServeArgs;
@@ -30,11 +31,12 @@ pub use error::RegistryError;
 use route::Route;
 
 /// Everything a request handler needs.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Registry {
     pub store: Arc<dyn Store>,
     /// Lifetime of presigned blob URLs.
     pub presign_expiry: Duration,
+    pub auth: auth::Auth,
 }
 
 pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
@@ -45,6 +47,10 @@ pub fn router(registry: Registry) -> Router {
         .route("/v2", any(api_root))
         .route("/v2/", any(api_root))
         .route("/v2/{*rest}", any(dispatch))
+        .route(
+            "/token",
+            get(auth::endpoint::get).post(auth::endpoint::post),
+        )
         .fallback(|| async { RegistryError::NotFound })
         .layer(axum::middleware::map_response(add_api_version))
         .layer(tower_http::trace::TraceLayer::new_for_http())
@@ -58,8 +64,13 @@ async fn add_api_version(mut response: Response) -> Response {
     response
 }
 
-async fn api_root(method: Method) -> Result<Response, RegistryError> {
+async fn api_root(
+    State(registry): State<Arc<Registry>>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, RegistryError> {
     read_only(&method)?;
+    registry.auth.authorize_root(&headers).await?;
     Ok(axum::Json(serde_json::json!({})).into_response())
 }
 
@@ -81,13 +92,23 @@ async fn dispatch(
 ) -> Result<Response, RegistryError> {
     read_only(&method)?;
     let head = method == Method::HEAD;
-    match Route::parse(&rest)? {
+    let route = Route::parse(&rest)?;
+    if let Some(repository) = route.repository() {
+        registry.auth.authorize_pull(&headers, repository).await?;
+    }
+    match route {
         Route::Manifest(name, reference) => {
             manifests::serve(&registry, &name, &reference, &headers, head).await
         }
         Route::Blob(name, digest) => blobs::serve(&registry, &name, &digest, &headers, head).await,
         Route::Tags(name) => listing::tags(&registry, &name, &query).await,
-        Route::Catalog => listing::catalog(&registry, &query).await,
+        Route::Catalog => {
+            let caller = registry
+                .auth
+                .caller(&headers, Some("registry:catalog:*".into()))
+                .await?;
+            listing::catalog(&registry, &query, &caller).await
+        }
         Route::Referrers(name, digest) => referrers::serve(&registry, &name, &digest, &query).await,
     }
 }

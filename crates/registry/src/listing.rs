@@ -8,6 +8,7 @@ use berth_core::{Repository, Tag, catalog, layout};
 use serde_json::json;
 
 use crate::Registry;
+use crate::auth::Caller;
 use crate::error::RegistryError;
 
 /// Page size when the client gives no `n`, and the most it may ask for.
@@ -35,13 +36,25 @@ pub async fn tags(
     Ok(with_next(Json(body).into_response(), next))
 }
 
+/// The catalog lists only repositories the caller may pull; pages are filled by
+/// listing further until `n` visible ones are found.
 pub async fn catalog(
     registry: &Registry,
     query: &[(String, String)],
+    caller: &Caller,
 ) -> Result<Response, RegistryError> {
     let (n, last) = page(query)?;
-    let last: Option<Repository> = last.map(|l| l.parse()).transpose()?;
-    let mut repositories = catalog::repositories(&*registry.store, last.as_ref(), n + 1).await?;
+    let mut cursor: Option<Repository> = last.map(|l| l.parse()).transpose()?;
+    let mut repositories = Vec::new();
+    while repositories.len() <= n {
+        let page = catalog::repositories(&*registry.store, cursor.as_ref(), n + 1).await?;
+        let exhausted = page.len() <= n;
+        cursor = page.last().cloned();
+        repositories.extend(page.into_iter().filter(|r| caller.may_list(r)));
+        if exhausted {
+            break;
+        }
+    }
     let more = repositories.len() > n;
     repositories.truncate(n);
     let next = more

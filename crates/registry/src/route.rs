@@ -16,6 +16,17 @@ pub enum Route {
 }
 
 impl Route {
+    /// The repository a route reads, if it reads one.
+    pub fn repository(&self) -> Option<&Repository> {
+        match self {
+            Route::Manifest(name, _)
+            | Route::Blob(name, _)
+            | Route::Tags(name)
+            | Route::Referrers(name, _) => Some(name),
+            Route::Catalog => None,
+        }
+    }
+
     pub fn parse(path: &str) -> Result<Route, RegistryError> {
         if path == "_catalog" {
             return Ok(Route::Catalog);

@@ -1,7 +1,7 @@
 //! Runs the router: under the Lambda runtime when `AWS_LAMBDA_RUNTIME_API` is set,
 //! otherwise as a local HTTP server.
 
-use berth_core::store::{StoreArgs, StoreError};
+use berth_core::store::StoreArgs;
 use tokio::net::TcpListener;
 
 use crate::{ServeArgs, router};
@@ -9,7 +9,9 @@ use crate::{ServeArgs, router};
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Store(#[from] berth_core::store::StoreError),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: std::net::SocketAddr,
@@ -26,6 +28,13 @@ pub fn in_lambda() -> bool {
 pub async fn run(store: &StoreArgs, args: &ServeArgs) -> Result<(), ServeError> {
     let registry = args.registry(store).await?;
     let location = registry.store.location();
+    // Says at start whether anyone may pull anything.
+    let access = registry.auth.access.get().await?;
+    if access.enforced() {
+        tracing::info!(users = access.users.len(), "token auth enforced");
+    } else {
+        eprintln!("berth: no users in {location}: the registry is open (anyone may pull anything)");
+    }
     let app = router(registry);
     if in_lambda() {
         tracing::info!(store = %location, "serving under the Lambda runtime");

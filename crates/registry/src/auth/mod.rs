@@ -1,0 +1,218 @@
+//! Docker token authentication over the access configuration in the store.
+//!
+//! The registry reads who may pull what from `_berth/access/` (cached briefly, see
+//! [`AccessCache`]), issues tokens at `/token` ([`endpoint`]) and checks them on
+//! every `/v2/` request ([`Auth::authorize_pull`]). With no users in the store the
+//! registry is open and says so at start.
+
+pub mod endpoint;
+pub mod signing_key;
+pub mod tokens;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, header};
+use berth_core::Repository;
+use berth_core::access::{AccessConfig, Name};
+use berth_core::store::{Store, StoreError};
+use tokio::sync::Mutex;
+
+use crate::error::RegistryError;
+use tokens::{Claims, TokenIssuer};
+
+/// The access configuration, reloaded from the store at most every `ttl`, so edits
+/// made with the CLI (a revoked token, a new grant) apply within seconds.
+#[derive(Debug)]
+pub struct AccessCache {
+    store: Arc<dyn Store>,
+    ttl: Duration,
+    current: Mutex<Option<(Instant, Arc<AccessConfig>)>>,
+}
+
+impl AccessCache {
+    pub fn new(store: Arc<dyn Store>, ttl: Duration) -> Self {
+        AccessCache {
+            store,
+            ttl,
+            current: Mutex::new(None),
+        }
+    }
+
+    /// One load at a time; callers arriving meanwhile wait for its result.
+    pub async fn get(&self) -> Result<Arc<AccessConfig>, StoreError> {
+        self.get_younger_than(self.ttl).await
+    }
+
+    /// The configuration, reloaded if older than `max_age`.
+    pub async fn get_younger_than(
+        &self,
+        max_age: Duration,
+    ) -> Result<Arc<AccessConfig>, StoreError> {
+        let mut current = self.current.lock().await;
+        if let Some((loaded, config)) = &*current
+            && loaded.elapsed() < max_age
+        {
+            return Ok(config.clone());
+        }
+        let config = Arc::new(AccessConfig::load(&*self.store).await?);
+        *current = Some((Instant::now(), config.clone()));
+        Ok(config)
+    }
+}
+
+#[derive(Debug)]
+pub struct Auth {
+    pub access: AccessCache,
+    pub tokens: TokenIssuer,
+    /// The registry's public base URL for the token realm; derived from the request
+    /// (`X-Forwarded-Proto`, `Host`) when unset.
+    pub public_url: Option<String>,
+}
+
+/// Who is calling, as far as a request shows.
+pub struct Caller {
+    pub access: Arc<AccessConfig>,
+    pub claims: Option<Claims>,
+}
+
+impl Caller {
+    pub fn user(&self) -> Option<Name> {
+        let claims = self.claims.as_ref()?;
+        claims.sub.parse().ok()
+    }
+
+    /// Whether the catalog shows `repository` to this caller: whatever the user may
+    /// pull (the token proved who they are), public ones to anyone.
+    pub fn may_list(&self, repository: &Repository) -> bool {
+        self.access.can_pull(self.user().as_ref(), repository)
+    }
+
+    /// Whether the caller may pull `repository`: the configuration allows it and,
+    /// when auth is enforced for it, the token grants it.
+    pub fn may_pull(&self, repository: &Repository) -> bool {
+        if !self.access.enforced() || self.access.is_public(repository) {
+            return true;
+        }
+        self.claims
+            .as_ref()
+            .is_some_and(|c| c.allows("repository", repository.as_str(), "pull"))
+            && self.access.can_pull(self.user().as_ref(), repository)
+    }
+}
+
+impl Auth {
+    fn realm(&self, headers: &HeaderMap) -> String {
+        let base = self.public_url.clone().unwrap_or_else(|| {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("localhost");
+            let scheme = headers
+                .get("x-forwarded-proto")
+                .and_then(|h| h.to_str().ok())
+                .filter(|s| *s == "https" || *s == "http")
+                .unwrap_or("http");
+            format!("{scheme}://{host}")
+        });
+        format!("{}/token", base.trim_end_matches('/'))
+    }
+
+    /// A 401 with the `WWW-Authenticate: Bearer` challenge clients follow.
+    pub fn challenge(
+        &self,
+        headers: &HeaderMap,
+        scope: Option<String>,
+        error: Option<&'static str>,
+    ) -> RegistryError {
+        let mut challenge = format!(
+            "Bearer realm=\"{}\",service=\"{}\"",
+            self.realm(headers).replace('"', ""),
+            self.tokens.service
+        );
+        if let Some(scope) = &scope {
+            challenge.push_str(&format!(",scope=\"{scope}\""));
+        }
+        if let Some(error) = error {
+            challenge.push_str(&format!(",error=\"{error}\""));
+        }
+        RegistryError::Unauthorized {
+            challenge,
+            message: match error {
+                Some("invalid_token") => "the bearer token is invalid or expired".into(),
+                Some(_) => "the bearer token does not grant this access".into(),
+                None => "authentication required".into(),
+            },
+        }
+    }
+
+    /// The caller of a request: no token, or a valid one. An invalid token is a 401,
+    /// never silently anonymous.
+    pub async fn caller(
+        &self,
+        headers: &HeaderMap,
+        scope: Option<String>,
+    ) -> Result<Caller, RegistryError> {
+        let access = self.access.get().await?;
+        let claims = match bearer(headers) {
+            Bearer::None => None,
+            Bearer::Token(token) => match self.tokens.validate(token) {
+                Ok(claims) => Some(claims),
+                Err(_) if !access.enforced() => None,
+                Err(_) => return Err(self.challenge(headers, scope, Some("invalid_token"))),
+            },
+            Bearer::Malformed if !access.enforced() => None,
+            Bearer::Malformed => return Err(self.challenge(headers, scope, Some("invalid_token"))),
+        };
+        Ok(Caller { access, claims })
+    }
+
+    /// `GET /v2/`: open registries answer everyone; otherwise any valid token.
+    pub async fn authorize_root(&self, headers: &HeaderMap) -> Result<(), RegistryError> {
+        let caller = self.caller(headers, None).await?;
+        if caller.access.enforced() && caller.claims.is_none() {
+            return Err(self.challenge(headers, None, None));
+        }
+        Ok(())
+    }
+
+    pub async fn authorize_pull(
+        &self,
+        headers: &HeaderMap,
+        repository: &Repository,
+    ) -> Result<(), RegistryError> {
+        let scope = format!("repository:{repository}:pull");
+        let caller = self.caller(headers, Some(scope.clone())).await?;
+        if caller.may_pull(repository) {
+            return Ok(());
+        }
+        let error = caller.claims.is_some().then_some("insufficient_scope");
+        Err(self.challenge(headers, Some(scope), error))
+    }
+}
+
+enum Bearer<'a> {
+    None,
+    Token(&'a str),
+    Malformed,
+}
+
+/// The bearer token of a request. Other schemes count as no token; oversized or
+/// non-ASCII headers as a malformed one.
+fn bearer(headers: &HeaderMap) -> Bearer<'_> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Bearer::None;
+    };
+    if value.len() > tokens::MAX_TOKEN_LEN {
+        return Bearer::Malformed;
+    }
+    let Ok(value) = value.to_str() else {
+        return Bearer::Malformed;
+    };
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+            Bearer::Token(token.trim())
+        }
+        _ => Bearer::None,
+    }
+}
