@@ -406,6 +406,11 @@ async fn tokens_open_only_the_repository_they_name() {
 
     // The catalog lists what the caller may pull.
     assert_eq!(catalog(&f, None).await, json!(["acme/public"]));
+    // The static copy for the bucket's web host never names a private repository.
+    assert_eq!(
+        f._store.get_json("v2/_catalog").await,
+        json!({ "repositories": ["acme/public"] })
+    );
     assert_eq!(
         catalog(&f, Some(&alice_private)).await,
         json!(["acme/private", "acme/public"])

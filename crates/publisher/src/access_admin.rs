@@ -243,7 +243,7 @@ pub async fn set_public(
     } else {
         store.delete(&key).await?;
     }
-    Ok(())
+    Ok(crate::derived::refresh_catalog(store).await?)
 }
 
 /// What exists, for `berth access show`: names, labels and dates, never secrets.

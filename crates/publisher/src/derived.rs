@@ -3,8 +3,9 @@
 //! after every publish, so a later publish repairs one left stale by a crash or a
 //! concurrent publisher.
 
+use berth_core::access::AccessConfig;
 use berth_core::layout::{self, API_ROOT_KEY, CATALOG_KEY, LAYOUT_KEY, LAYOUT_VERSION};
-use berth_core::store::{Store, WriteMeta};
+use berth_core::store::{Store, StoreError, WriteMeta};
 use berth_core::{Repository, catalog};
 use bytes::Bytes;
 use serde::Deserialize;
@@ -39,11 +40,11 @@ pub async fn prepare_store(store: &dyn Store) -> Result<(), PublishError> {
         return Ok(());
     }
     put_json(store, API_ROOT_KEY, &json!({})).await?;
-    put_json(store, LAYOUT_KEY, &json!({ "version": LAYOUT_VERSION })).await
+    Ok(put_json(store, LAYOUT_KEY, &json!({ "version": LAYOUT_VERSION })).await?)
 }
 
 /// Rewrites `repository`'s tag list and the catalog from listings.
-pub async fn refresh(store: &dyn Store, repository: &Repository) -> Result<(), PublishError> {
+pub async fn refresh(store: &dyn Store, repository: &Repository) -> Result<(), StoreError> {
     let mut tags = Vec::new();
     loop {
         let page = catalog::tags(store, repository, tags.last(), LIST_PAGE).await?;
@@ -53,13 +54,20 @@ pub async fn refresh(store: &dyn Store, repository: &Repository) -> Result<(), P
             break;
         }
     }
+    let tags: Vec<&str> = tags.iter().map(|t| t.as_str()).collect();
     put_json(
         store,
         &layout::tags_list_key(repository),
-        &json!({ "name": repository.as_str(), "tags": tags.iter().map(|t| t.as_str()).collect::<Vec<_>>() }),
+        &json!({ "name": repository.as_str(), "tags": tags }),
     )
     .await?;
+    refresh_catalog(store).await
+}
 
+/// Rewrites the static catalog: the repositories anyone may pull (all of them in an
+/// open store, else the public ones), so a static host never lists a private name.
+pub async fn refresh_catalog(store: &dyn Store) -> Result<(), StoreError> {
+    let access = AccessConfig::load(store).await?;
     let mut repositories = Vec::new();
     loop {
         let page = catalog::repositories(store, repositories.last(), LIST_PAGE).await?;
@@ -69,20 +77,19 @@ pub async fn refresh(store: &dyn Store, repository: &Repository) -> Result<(), P
             break;
         }
     }
-    put_json(
-        store,
-        CATALOG_KEY,
-        &json!({ "repositories": repositories.iter().map(|r| r.as_str()).collect::<Vec<_>>() }),
-    )
-    .await
+    let visible: Vec<&str> = repositories
+        .iter()
+        .filter(|r| access.can_pull(None, r))
+        .map(Repository::as_str)
+        .collect();
+    put_json(store, CATALOG_KEY, &json!({ "repositories": visible })).await
 }
 
 async fn put_json(
     store: &dyn Store,
     key: &str,
     value: &serde_json::Value,
-) -> Result<(), PublishError> {
+) -> Result<(), StoreError> {
     let body = Bytes::from(serde_json::to_vec(value).expect("JSON serializes"));
-    store.put(key, body, &WriteMeta::new(JSON)).await?;
-    Ok(())
+    store.put(key, body, &WriteMeta::new(JSON)).await
 }
