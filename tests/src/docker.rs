@@ -33,23 +33,12 @@ pub fn docker(args: &[&str]) -> Output {
 /// `docker ARGS` with its own client configuration directory, so logins of one
 /// test never leak into another.
 pub fn docker_as(config: &Path, args: &[&str], stdin: &str) -> Output {
-    use std::io::Write;
-    let mut child = Command::new("docker")
+    let mut command = Command::new("docker");
+    command
         .args(args)
         .env("DOCKER_HOST", docker_host())
-        .env("DOCKER_CONFIG", config)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+        .env("DOCKER_CONFIG", config);
+    crate::run_with_input(command, stdin)
 }
 
 /// Builds `FROM scratch` an image whose default command prints `message`: two

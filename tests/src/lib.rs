@@ -122,20 +122,7 @@ impl TestStore {
 
     /// Runs `berth ARGS` with `stdin` as its input (passwords).
     pub fn berth_with_input(&self, args: &[&str], stdin: &str) -> Output {
-        use std::io::Write;
-        let mut child = berth_command(&self.url, args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        run_with_input(berth_command(&self.url, args), stdin)
     }
 
     /// `berth push SOURCE TARGET EXTRA... --json`, which must succeed; its report.
@@ -201,6 +188,25 @@ fn berth_command(store_url: &str, args: &[&str]) -> Command {
         command.env(k, v);
     }
     command
+}
+
+/// Runs `command` with `stdin` written to its input, collecting its output.
+pub fn run_with_input(mut command: Command, stdin: &str) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
 
 /// Stdout of a successful run, or a panic that shows what went wrong.

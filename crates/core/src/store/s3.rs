@@ -23,6 +23,7 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
+use futures::TryStreamExt;
 use tokio::sync::Semaphore;
 
 use super::{
@@ -425,31 +426,23 @@ impl Store for S3Store {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
-        let result = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.object_key(key))
-            .send()
-            .await;
-        let output = match result {
-            Ok(output) => output,
-            Err(e) if is_not_found(&e) => return Ok(None),
-            Err(e) => return Err(s3_error("GetObject", key, e)),
+        let Some(reader) = self.read(key, None).await? else {
+            return Ok(None);
         };
-        let meta = object_meta(output.content_length, output.content_type, output.metadata);
-        let body = output
+        let chunks: Vec<Bytes> = reader
             .body
-            .collect()
+            .try_collect()
             .await
             .map_err(|e| StoreError::S3 {
                 operation: "GetObject",
                 key: key.to_owned(),
                 message: e.to_string(),
                 throttled: false,
-            })?
-            .into_bytes();
-        Ok(Some(Object { meta, body }))
+            })?;
+        Ok(Some(Object {
+            meta: reader.meta,
+            body: Bytes::from(chunks.concat()),
+        }))
     }
 
     async fn read(
