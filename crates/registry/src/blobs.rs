@@ -25,18 +25,20 @@ pub async fn serve(
     let key = layout::blob_key(name, digest);
     // The membership check, and for HEAD the whole answer: never redirected, since a
     // HEAD on a presigned GET URL is refused by S3.
-    let meta = registry
-        .store
-        .head(&key)
-        .await?
-        .ok_or_else(|| RegistryError::BlobUnknown(format!("{name}@{digest}")))?;
+    let size = match registry.membership.get(name, digest) {
+        Some(size) => size,
+        None => {
+            let meta = registry
+                .store
+                .head(&key)
+                .await?
+                .ok_or_else(|| RegistryError::BlobUnknown(format!("{name}@{digest}")))?;
+            registry.membership.insert(name, digest, meta.size);
+            meta.size
+        }
+    };
     if head {
-        return Ok(blob_response(
-            StatusCode::OK,
-            digest,
-            meta.size,
-            Body::empty(),
-        ));
+        return Ok(blob_response(StatusCode::OK, digest, size, Body::empty()));
     }
     if let Some(url) = registry
         .store
@@ -56,7 +58,7 @@ pub async fn serve(
         return Ok(response);
     }
 
-    let range = requested_range(headers, meta.size)?;
+    let range = requested_range(headers, size)?;
     let reader = registry
         .store
         .read(&key, range.clone())
@@ -64,7 +66,7 @@ pub async fn serve(
         .ok_or_else(|| RegistryError::BlobUnknown(format!("{name}@{digest}")))?;
     let body = Body::from_stream(reader.body);
     Ok(match range {
-        None => blob_response(StatusCode::OK, digest, meta.size, body),
+        None => blob_response(StatusCode::OK, digest, size, body),
         Some(range) => {
             let mut response = blob_response(
                 StatusCode::PARTIAL_CONTENT,
@@ -72,7 +74,7 @@ pub async fn serve(
                 range.end - range.start,
                 body,
             );
-            let content_range = format!("bytes {}-{}/{}", range.start, range.end - 1, meta.size);
+            let content_range = format!("bytes {}-{}/{}", range.start, range.end - 1, size);
             response.headers_mut().insert(
                 header::CONTENT_RANGE,
                 HeaderValue::from_str(&content_range).expect("ASCII"),

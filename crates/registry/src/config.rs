@@ -12,6 +12,7 @@ use crate::Registry;
 use crate::auth::signing_key::{KeyError, SigningKey};
 use crate::auth::tokens::TokenIssuer;
 use crate::auth::{AccessCache, Auth};
+use crate::membership::MembershipCache;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -48,6 +49,9 @@ pub struct ServeArgs {
     /// How long the access configuration is cached before it is re-read.
     #[arg(long, env = "BERTH_ACCESS_CACHE_SECS", default_value_t = 5)]
     pub access_cache_secs: u64,
+    /// How long a repository is remembered to hold a blob (0: always ask the store).
+    #[arg(long, env = "BERTH_BLOB_CACHE_SECS", default_value_t = 60)]
+    pub blob_cache_secs: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +91,7 @@ impl ServeArgs {
             },
             store,
             presign_expiry: Duration::from_secs(self.presign_expiry_secs),
+            membership: MembershipCache::new(Duration::from_secs(self.blob_cache_secs)),
         })
     }
 

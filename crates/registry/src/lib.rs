@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod listing;
 pub mod manifests;
+pub mod membership;
 pub mod referrers;
 pub mod route;
 pub mod server;
@@ -37,6 +38,7 @@ pub struct Registry {
     /// Lifetime of presigned blob URLs.
     pub presign_expiry: Duration,
     pub auth: auth::Auth,
+    pub membership: membership::MembershipCache,
 }
 
 pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";

@@ -28,12 +28,16 @@ pub fn in_lambda() -> bool {
 pub async fn run(store: &StoreArgs, args: &ServeArgs) -> Result<(), ServeError> {
     let registry = args.registry(store).await?;
     let location = registry.store.location();
-    // Says at start whether anyone may pull anything.
-    let access = registry.auth.access.get().await?;
-    if access.enforced() {
-        tracing::info!(users = access.users.len(), "token auth enforced");
-    } else {
-        eprintln!("berth: no users in {location}: the registry is open (anyone may pull anything)");
+    // Says at start whether anyone may pull anything. A store that cannot be read
+    // yet is no reason not to start: requests answer 503 until it can.
+    match registry.auth.access.get().await {
+        Ok(access) if access.enforced() => {
+            tracing::info!(users = access.users.len(), "token auth enforced");
+        }
+        Ok(_) => eprintln!(
+            "berth: no users in {location}: the registry is open (anyone may pull anything)"
+        ),
+        Err(error) => tracing::warn!(%error, "cannot read the access configuration yet"),
     }
     let app = router(registry);
     if in_lambda() {
