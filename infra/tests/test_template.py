@@ -462,6 +462,9 @@ class FunctionAndBucketTest(unittest.TestCase):
                                     "BERTH_TOKEN_KEY_SECRET", "BERTH_TOKEN_TTL_SECS"})
         self.assertEqual(env["BERTH_TOKEN_KEY_SECRET"], TOKEN_KEY)
         self.assertGreater(fn["Timeout"], int(env["BERTH_STORE_TIMEOUT_SECS"]))
+        resources = Resolver(self.template, PublicS3Endpoint="https://s3.example.com").resources()
+        env = resources["Registry"]["Properties"]["Environment"]["Variables"]
+        self.assertEqual(env["BERTH_PUBLIC_S3_ENDPOINT"], "https://s3.example.com")
 
     def test_bucket(self):
         bucket = self.template["Resources"]["Bucket"]
