@@ -5,6 +5,7 @@
 //! Wrong credentials are a 401. Anonymous callers get tokens for public repositories.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{Form, Query, State};
@@ -35,10 +36,11 @@ pub async fn get(
     Query(params): Query<Params>,
 ) -> Result<Json<Value>, RegistryError> {
     check_service(&registry, param(&params, "service"))?;
+    let started = Instant::now();
     let mut access = registry.auth.access.get().await?;
     let subject = match basic_credentials(&headers)? {
         Some((user, secret)) => {
-            let (name, _, current) = login(&registry, access, &user, &secret).await?;
+            let (name, _, current) = login(&registry, started, access, &user, &secret).await?;
             access = current;
             Some(name)
         }
@@ -64,13 +66,15 @@ pub async fn post(
     Form(params): Form<Params>,
 ) -> Result<Json<Value>, RegistryError> {
     check_service(&registry, param(&params, "service"))?;
+    let started = Instant::now();
     let mut access = registry.auth.access.get().await?;
     let issuer = &registry.auth.tokens;
     let (subject, refresh) = match param(&params, "grant_type") {
         Some("password") => {
             let user = param(&params, "username").unwrap_or_default();
             let password = param(&params, "password").unwrap_or_default();
-            let (name, credential, current) = login(&registry, access, user, password).await?;
+            let (name, credential, current) =
+                login(&registry, started, access, user, password).await?;
             access = current;
             let refresh = (param(&params, "access_type") == Some("offline")).then(|| {
                 issuer.issue_refresh(name.as_str(), credential_tag(&access, &name, &credential))
@@ -189,11 +193,12 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, Re
     Ok(Some((user.to_owned(), secret.to_owned())))
 }
 
-/// Checks credentials; when they fail against a cached configuration more than a
-/// second old, reloads once and retries, so a user or token created a moment ago
-/// logs in at once (reloads stay rate-limited to one a second).
+/// Checks credentials; when they fail against a configuration loaded before the
+/// request `started`, reloads once and retries, so a user or token created a moment
+/// ago logs in at once.
 async fn login(
     registry: &Registry,
+    started: Instant,
     access: Arc<AccessConfig>,
     user: &str,
     secret: &str,
@@ -201,11 +206,7 @@ async fn login(
     match authenticate(&access, user, secret).await {
         Ok((name, credential)) => Ok((name, credential, access)),
         Err(error) => {
-            let fresh = registry
-                .auth
-                .access
-                .get_younger_than(RELOAD_ON_FAILURE)
-                .await?;
+            let fresh = registry.auth.access.get_as_of(started).await?;
             if Arc::ptr_eq(&fresh, &access) {
                 return Err(error);
             }
@@ -214,8 +215,6 @@ async fn login(
         }
     }
 }
-
-const RELOAD_ON_FAILURE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Checks a password or access token; argon2 runs off the async runtime.
 async fn authenticate(

@@ -39,24 +39,35 @@ impl AccessCache {
         }
     }
 
-    /// One load at a time; callers arriving meanwhile wait for its result.
+    /// The configuration, reloaded if older than the cache's time to live. One load
+    /// at a time; callers arriving meanwhile wait for its result.
     pub async fn get(&self) -> Result<Arc<AccessConfig>, StoreError> {
-        self.get_younger_than(self.ttl).await
+        self.reload_unless(|started| started.elapsed() < self.ttl)
+            .await
     }
 
-    /// The configuration, reloaded if older than `max_age`.
-    pub async fn get_younger_than(
+    /// The configuration as of `moment` or later: reloaded unless the cached load
+    /// began after it. A failed login calls this with the request's start, so a user
+    /// or token created before the request always counts, and concurrent failures
+    /// share one reload.
+    pub async fn get_as_of(&self, moment: Instant) -> Result<Arc<AccessConfig>, StoreError> {
+        self.reload_unless(|started| started >= moment).await
+    }
+
+    async fn reload_unless(
         &self,
-        max_age: Duration,
+        fresh_enough: impl Fn(Instant) -> bool,
     ) -> Result<Arc<AccessConfig>, StoreError> {
         let mut current = self.current.lock().await;
-        if let Some((loaded, config)) = &*current
-            && loaded.elapsed() < max_age
+        if let Some((started, config)) = &*current
+            && fresh_enough(*started)
         {
             return Ok(config.clone());
         }
+        // Stamped with the load's start: everything written before it is included.
+        let started = Instant::now();
         let config = Arc::new(AccessConfig::load(&*self.store).await?);
-        *current = Some((Instant::now(), config.clone()));
+        *current = Some((started, config.clone()));
         Ok(config)
     }
 }
