@@ -9,6 +9,7 @@ use std::time::Duration;
 use berth_core::store::{S3Options, StoreArgs, StoreError};
 
 use crate::Registry;
+use crate::auth::key_secret::{self, SecretError};
 use crate::auth::signing_key::{KeyError, SigningKey};
 use crate::auth::tokens::TokenIssuer;
 use crate::auth::{AccessCache, Auth};
@@ -29,8 +30,13 @@ pub struct ServeArgs {
     /// Give up on a store request after this many seconds and answer 503.
     #[arg(long, env = "BERTH_STORE_TIMEOUT_SECS", default_value_t = 10)]
     pub store_timeout_secs: u64,
+    /// ARN of a Secrets Manager secret or SSM SecureString parameter holding the
+    /// token signing key (PEM, ECDSA P-256); how a deployed function gets its key.
+    #[arg(long, env = "BERTH_TOKEN_KEY_SECRET")]
+    pub token_key_secret: Option<String>,
     /// File holding the token signing key (PEM, ECDSA P-256); created if missing.
-    /// `BERTH_TOKEN_KEY` (the PEM itself) wins. Default: ~/.local/state/berth/token-key.pem.
+    /// `BERTH_TOKEN_KEY` (the PEM itself) and `BERTH_TOKEN_KEY_SECRET` win.
+    /// Default: ~/.local/state/berth/token-key.pem.
     #[arg(long, env = "BERTH_TOKEN_KEY_FILE")]
     pub token_key_file: Option<PathBuf>,
     /// The `service` of token challenges and the audience of tokens.
@@ -60,8 +66,10 @@ pub enum ConfigError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Key(#[from] KeyError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
     #[error(
-        "no token signing key: set BERTH_TOKEN_KEY (a PEM ECDSA P-256 key) or BERTH_TOKEN_KEY_FILE"
+        "no token signing key: set BERTH_TOKEN_KEY_SECRET (an ARN), BERTH_TOKEN_KEY (a PEM ECDSA P-256 key) or BERTH_TOKEN_KEY_FILE"
     )]
     NoKey,
 }
@@ -75,7 +83,7 @@ impl ServeArgs {
         };
         let store = store.open(s3).await?;
         let tokens = TokenIssuer {
-            key: self.signing_key()?,
+            key: self.signing_key().await?,
             service: self.service.clone(),
             issuer: self.token_issuer.clone(),
             ttl: Duration::from_secs(self.token_ttl_secs.max(60)),
@@ -95,11 +103,15 @@ impl ServeArgs {
         })
     }
 
-    /// `BERTH_TOKEN_KEY`, else the key file (generated when missing). Under Lambda a
-    /// generated key would differ per instance, so one must be configured there.
-    fn signing_key(&self) -> Result<SigningKey, ConfigError> {
+    /// `BERTH_TOKEN_KEY`, else the secret, else the key file (generated when
+    /// missing). Under Lambda a generated key would differ per instance, so one must
+    /// be configured there.
+    async fn signing_key(&self) -> Result<SigningKey, ConfigError> {
         if let Ok(pem) = std::env::var("BERTH_TOKEN_KEY") {
             return Ok(SigningKey::from_pem(&pem)?);
+        }
+        if let Some(arn) = &self.token_key_secret {
+            return Ok(SigningKey::from_pem(&key_secret::fetch(arn).await?)?);
         }
         let path = match &self.token_key_file {
             Some(path) => path.clone(),
