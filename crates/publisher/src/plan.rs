@@ -155,11 +155,11 @@ impl Walk<'_> {
             return Ok(());
         }
         match self.bundle.content(&blob.digest) {
-            Some(content) if content.len() != blob.size => {
+            Some(content) if content.size() != blob.size => {
                 return Err(PublishError::SizeMismatch {
                     digest: blob.digest,
                     expected: blob.size,
-                    actual: content.len(),
+                    actual: content.size(),
                 });
             }
             Some(_) => {}

@@ -114,7 +114,7 @@ pub async fn sign(
         store,
         &bundle,
         repository,
-        &[tag.clone()],
+        std::slice::from_ref(&tag),
         options,
         observer,
     )

@@ -52,7 +52,7 @@ pub enum Content<'a> {
 }
 
 impl Content<'_> {
-    pub fn len(&self) -> u64 {
+    pub fn size(&self) -> u64 {
         match self {
             Content::File(segment) => segment.len,
             Content::Memory(bytes) => bytes.len() as u64,
