@@ -422,3 +422,38 @@ both_backends!(
         }
     }
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cosign_encrypted_keys_sign_with_cosign_password() {
+    let t = TestStore::new(Backend::Dir, "cosign-key").await;
+    let keys = tempfile::tempdir().unwrap();
+    push_image(&t, "acme/web", "web");
+    let (plain, public) = generate_key(&t, keys.path(), "k");
+    // Sealed by an independent writer of cosign's format, not by berth.
+    let sealed = keys.path().join("cosign.key");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("cosign_encrypt_key.py");
+    let status = Command::new(python())
+        .arg(script)
+        .args([plain.to_str().unwrap(), "s3cret", sealed.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let sign_with = |password: Option<&str>| {
+        let mut command = Command::new(berth_e2e::berth_bin());
+        command
+            .args(["sign", "acme/web:v1", "--key", sealed.to_str().unwrap()])
+            .env("BERTH_STORE", &t.url)
+            .env_remove("COSIGN_PASSWORD");
+        if let Some(password) = password {
+            command.env("COSIGN_PASSWORD", password);
+        }
+        command.output().unwrap()
+    };
+
+    assert!(failure(&sign_with(None)).contains("set COSIGN_PASSWORD"));
+    assert!(failure(&sign_with(Some("wrong"))).contains("wrong password"));
+    success(&sign_with(Some("s3cret")));
+    let server = serve(&t);
+    let (ok, verdict) = independent_verify(&server, "acme/web", "v1", &public);
+    assert!(ok, "{verdict}");
+}

@@ -61,7 +61,8 @@ pub fn key(command: KeyCommand) -> anyhow::Result<()> {
 
 pub async fn sign(store: &dyn Store, jobs: usize, args: SignArgs) -> anyhow::Result<()> {
     let image: ImageRef = args.image.parse()?;
-    let key = PrivateKey::load(&args.key)?;
+    let password = std::env::var("COSIGN_PASSWORD").ok();
+    let key = PrivateKey::load(&args.key, password.as_deref().map(str::as_bytes))?;
     let docker_reference = match &args.registry {
         Some(host) => format!("{}/{}", host.trim_end_matches('/'), image.repository),
         None => image.repository.to_string(),

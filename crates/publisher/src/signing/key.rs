@@ -1,5 +1,6 @@
 //! Signing keys: ECDSA P-256, read from PEM as `openssl` and `berth key generate`
-//! write them (PKCS#8 `PRIVATE KEY`, SEC1 `EC PRIVATE KEY`, SPKI `PUBLIC KEY`).
+//! write them (PKCS#8 `PRIVATE KEY`, SEC1 `EC PRIVATE KEY`, SPKI `PUBLIC KEY`), and
+//! cosign's password-encrypted private keys.
 //!
 //! The crypto is aws-lc-rs, the library the registry already signs its tokens with.
 
@@ -13,10 +14,12 @@ use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair, ParsedPublicKey,
 };
 
+use super::cosign_key;
+
 const PRIVATE_KEY_TAGS: [&str; 2] = ["PRIVATE KEY", "EC PRIVATE KEY"];
 const PUBLIC_KEY_TAG: &str = "PUBLIC KEY";
-/// Encrypted forms berth cannot read; named so the error can say how to convert them.
-const ENCRYPTED_TAGS: [&str; 2] = ["ENCRYPTED SIGSTORE PRIVATE KEY", "ENCRYPTED PRIVATE KEY"];
+/// Encrypted PKCS#8, which berth does not read; named so the error says how to convert it.
+const ENCRYPTED_PKCS8_TAG: &str = "ENCRYPTED PRIVATE KEY";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -28,9 +31,11 @@ pub enum KeyError {
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error(
-        "{path} is encrypted; berth reads unencrypted keys: convert it with `openssl pkcs8 -in {path} -out plain.key` (cosign keys: `cosign import-key-pair` the other way, or generate with `berth key generate`)"
+        "{path} is an encrypted PKCS#8 key; decrypt it with `openssl pkcs8 -in {path} -out plain.key`"
     )]
     Encrypted { path: PathBuf },
+    #[error("{path} is an encrypted cosign key: set COSIGN_PASSWORD to its password")]
+    NeedsPassword { path: PathBuf },
     #[error(
         "{path} already exists; refusing to overwrite a key: choose another --out or remove it"
     )]
@@ -72,17 +77,32 @@ impl PrivateKey {
     }
 
     /// Reads a private key file; `openssl ecparam -genkey` output (an `EC PARAMETERS`
-    /// block before the key) is fine.
-    pub fn load(path: &Path) -> Result<Self, KeyError> {
+    /// block before the key) is fine. `password` opens cosign's encrypted keys.
+    pub fn load(path: &Path, password: Option<&[u8]>) -> Result<Self, KeyError> {
         let blocks = read_pem(path)?;
         let invalid = |message: String| KeyError::Invalid {
             path: path.to_owned(),
             message,
         };
-        if blocks.iter().any(|b| ENCRYPTED_TAGS.contains(&b.tag())) {
+        if blocks.iter().any(|b| b.tag() == ENCRYPTED_PKCS8_TAG) {
             return Err(KeyError::Encrypted {
                 path: path.to_owned(),
             });
+        }
+        let not_p256 = |e: aws_lc_rs::error::KeyRejected| {
+            invalid(format!("not an ECDSA P-256 private key ({e})"))
+        };
+        if let Some(block) = blocks
+            .iter()
+            .find(|b| cosign_key::PEM_TAGS.contains(&b.tag()))
+        {
+            let password = password.ok_or_else(|| KeyError::NeedsPassword {
+                path: path.to_owned(),
+            })?;
+            let pkcs8 = cosign_key::decrypt(block.contents(), password).map_err(invalid)?;
+            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &pkcs8)
+                .map_err(not_p256)?;
+            return Ok(PrivateKey { pair });
         }
         let block = blocks
             .iter()
@@ -96,7 +116,7 @@ impl PrivateKey {
         // Takes PKCS#8 and SEC1 (RFC 5915) alike, and refuses other curves.
         let pair =
             EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_ASN1_SIGNING, block.contents())
-                .map_err(|e| invalid(format!("not an ECDSA P-256 private key ({e})")))?;
+                .map_err(not_p256)?;
         Ok(PrivateKey { pair })
     }
 
@@ -143,7 +163,7 @@ impl PublicKey {
                     message,
                 })
             }
-            None => PrivateKey::load(path)?.public_key(),
+            None => PrivateKey::load(path, None)?.public_key(),
         }
     }
 
@@ -242,7 +262,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let prefix = dir.path().join("k");
         let (key_path, pub_path) = generate_files(&prefix).unwrap();
-        let key = PrivateKey::load(&key_path).unwrap();
+        let key = PrivateKey::load(&key_path, None).unwrap();
         let public = PublicKey::load(&pub_path).unwrap();
         let signature = key.sign(b"payload").unwrap();
         assert!(public.verifies(b"payload", &signature));
@@ -266,7 +286,7 @@ mod tests {
             "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
         )
         .unwrap();
-        let err = PrivateKey::load(&path).unwrap_err().to_string();
+        let err = PrivateKey::load(&path, None).unwrap_err().to_string();
         assert!(err.contains("no private key here"), "{err}");
         std::fs::write(
             &path,
@@ -274,8 +294,8 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(
-            PrivateKey::load(&path),
-            Err(KeyError::Encrypted { .. })
+            PrivateKey::load(&path, None),
+            Err(KeyError::NeedsPassword { .. })
         ));
     }
 }

@@ -9,6 +9,7 @@
 //! image as its `subject`, so the OCI 1.1 referrers API lists it. `docs/signing.md`
 //! describes the format.
 
+mod cosign_key;
 pub mod key;
 pub mod payload;
 mod sign;
