@@ -4,8 +4,9 @@
 //! engine) is read into one model, a [`source::Bundle`]: a root manifest descriptor
 //! plus where each blob's bytes are. [`plan`] walks the manifests and checks them;
 //! [`publish`] writes blobs, then manifests, then tags, so a crash at any point leaves
-//! every tag pointing at complete content. The `berth` binary is thin clap verbs over
-//! these functions.
+//! every tag pointing at complete content. [`signing`] builds cosign-format
+//! signatures in memory and publishes them the same way. The `berth` binary is thin
+//! clap verbs over these functions.
 
 pub mod access_admin;
 pub mod derived;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod observer;
 pub mod plan;
 pub mod publish;
+pub mod signing;
 pub mod source;
 
 pub use error::PublishError;

@@ -1,6 +1,7 @@
 //! `berth`: publish images into a berth store. Thin clap verbs over the library.
 
 mod access_commands;
+mod signing_commands;
 
 use std::process::ExitCode;
 
@@ -26,7 +27,7 @@ struct Cli {
     command: Command,
 }
 
-/// Upload tuning; only `push` uses it.
+/// Upload tuning; `push` and `sign` use it.
 #[derive(Args)]
 struct UploadArgs {
     /// Blobs and upload parts in flight at once.
@@ -61,6 +62,13 @@ enum Command {
     /// Inspect the access configuration.
     #[command(subcommand)]
     Access(access_commands::AccessCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Key(signing_commands::KeyCommand),
+    /// Sign an image (cosign's format): adds a signature to its `sha256-<hex>.sig` tag.
+    Sign(signing_commands::SignArgs),
+    /// Check that an image has a signature made with a key.
+    Verify(signing_commands::VerifyArgs),
 }
 
 #[derive(Args)]
@@ -102,6 +110,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Team(c) => access_commands::team(&*open(store).await?, c).await,
         Command::Repo(c) => access_commands::repo(&*open(store).await?, c).await,
         Command::Access(c) => access_commands::access(&*open(store).await?, c).await,
+        Command::Key(c) => signing_commands::key(c),
+        Command::Sign(args) => {
+            signing_commands::sign(&*open(store).await?, cli.upload.jobs, args).await
+        }
+        Command::Verify(args) => signing_commands::verify(&*open(store).await?, args).await,
     }
 }
 

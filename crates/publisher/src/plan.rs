@@ -154,12 +154,12 @@ impl Walk<'_> {
         if self.seen_blobs.contains(&blob.digest) {
             return Ok(());
         }
-        match self.bundle.segment(&blob.digest) {
-            Some(segment) if segment.len != blob.size => {
+        match self.bundle.content(&blob.digest) {
+            Some(content) if content.size() != blob.size => {
                 return Err(PublishError::SizeMismatch {
                     digest: blob.digest,
                     expected: blob.size,
-                    actual: segment.len,
+                    actual: content.size(),
                 });
             }
             Some(_) => {}

@@ -14,7 +14,7 @@ use crate::derived;
 use crate::error::PublishError;
 use crate::observer::{BlobOutcome, Observer};
 use crate::plan::{self, ManifestWrite};
-use crate::source::{BlobRef, Bundle};
+use crate::source::{BlobRef, Bundle, Content};
 
 const BLOB_CONTENT_TYPE: &str = "application/octet-stream";
 /// Holders tried when reusing a blob another repository has.
@@ -125,19 +125,23 @@ async fn publish_blob(
     } else if let Some(from) = copy_from_holder(store, repository, blob, &key).await? {
         BlobOutcome::Copied { from }
     } else {
-        let segment = bundle
-            .segment(&blob.digest)
+        let content = bundle
+            .content(&blob.digest)
             .expect("the plan checked every blob is in the source");
         let progress = observer.upload_started(blob);
-        store
-            .put_verified(
-                &key,
-                segment,
-                &blob.digest,
-                &WriteMeta::new(BLOB_CONTENT_TYPE),
-                progress,
-            )
-            .await?;
+        let meta = WriteMeta::new(BLOB_CONTENT_TYPE);
+        match content {
+            Content::File(segment) => {
+                store
+                    .put_verified(&key, segment, &blob.digest, &meta, progress)
+                    .await?
+            }
+            // In-memory content was hashed when the bundle was built.
+            Content::Memory(bytes) => {
+                store.put(&key, bytes.clone(), &meta).await?;
+                progress(blob.size);
+            }
+        }
         BlobOutcome::Uploaded
     };
     if outcome != BlobOutcome::Present {

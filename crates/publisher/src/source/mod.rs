@@ -37,14 +37,63 @@ pub struct Bundle {
     pub root: BlobRef,
     /// Content stored in files, by digest (manifests included, for layouts).
     pub files: HashMap<Digest, FileSegment>,
-    /// Manifests the reader wrote itself (a legacy `docker save` has none).
+    /// Content held in memory, by digest: manifests a reader wrote itself (a legacy
+    /// `docker save` has none), or every object of an image built in memory.
     pub synthesized: HashMap<Digest, Bytes>,
     /// Holds decompressed or exported archives alive while the bundle is used.
     _scratch: Option<tempfile::TempDir>,
 }
 
+/// Where the bytes of one blob are.
+#[derive(Debug, Clone, Copy)]
+pub enum Content<'a> {
+    File(&'a FileSegment),
+    Memory(&'a Bytes),
+}
+
+impl Content<'_> {
+    pub fn size(&self) -> u64 {
+        match self {
+            Content::File(segment) => segment.len,
+            Content::Memory(bytes) => bytes.len() as u64,
+        }
+    }
+}
+
 impl Bundle {
+    /// A small image built in memory (a signature): its root manifest of `media_type`
+    /// and the blobs it references. Digests are computed here, so they always match.
+    pub fn in_memory(
+        media_type: &str,
+        manifest: Bytes,
+        blobs: impl IntoIterator<Item = Bytes>,
+    ) -> Self {
+        let root = BlobRef {
+            media_type: media_type.to_owned(),
+            digest: Digest::of(&manifest),
+            size: manifest.len() as u64,
+        };
+        let synthesized = std::iter::once(manifest)
+            .chain(blobs)
+            .map(|bytes| (Digest::of(&bytes), bytes))
+            .collect();
+        Bundle {
+            root,
+            files: HashMap::new(),
+            synthesized,
+            _scratch: None,
+        }
+    }
+
     /// Where the bytes of `digest` are, if the source has them.
+    pub fn content(&self, digest: &Digest) -> Option<Content<'_>> {
+        self.files
+            .get(digest)
+            .map(Content::File)
+            .or_else(|| self.synthesized.get(digest).map(Content::Memory))
+    }
+
+    /// The file range holding `digest`, if the source has it in a file.
     pub fn segment(&self, digest: &Digest) -> Option<&FileSegment> {
         self.files.get(digest)
     }

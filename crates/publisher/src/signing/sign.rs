@@ -1,0 +1,201 @@
+//! `sign`: adds a signature to an image's `sha256-<hex>.sig` manifest.
+//!
+//! The new manifest keeps every existing signature layer and adds one, and is
+//! published like any image (blobs, manifest, referrer record, tag, derived files),
+//! so a crash leaves either the old signature set or the new one. The signed image
+//! itself is only read.
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use berth_core::layout;
+use berth_core::media_type::OCI_MANIFEST;
+use berth_core::store::Store;
+use berth_core::{Digest, ImageRef, Tag};
+use bytes::Bytes;
+use oci_spec::image::{Descriptor, ImageManifest, ImageManifestBuilder, MediaType};
+use serde::Serialize;
+
+use super::payload::SimpleSigning;
+use super::{
+    Image, PrivateKey, SIGNATURE_ANNOTATION, SIGNATURE_ARTIFACT_TYPE, SIMPLE_SIGNING_MEDIA_TYPE,
+    SigningError, layer_digest, layer_signature, resolve, signature_manifest, signature_tag,
+};
+use crate::observer::Observer;
+use crate::publish::{PublishOptions, publish};
+use crate::source::Bundle;
+
+/// What `berth sign --json` prints.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SignReport {
+    pub repository: String,
+    /// The signed manifest's digest.
+    pub digest: String,
+    /// The tag holding the signatures.
+    pub signature_tag: String,
+    /// Digest of the signature manifest now tagged.
+    pub signature_manifest: String,
+    /// Signatures the image now has.
+    pub signatures: usize,
+    /// `false` when the key had already signed this image (nothing was written).
+    pub added: bool,
+}
+
+/// Signs `image` with `key`, naming it `docker_reference` in the payload (the name
+/// clients pull it by, e.g. `registry.example.com/acme/web`).
+pub async fn sign(
+    store: &dyn Store,
+    image: &ImageRef,
+    key: &PrivateKey,
+    docker_reference: &str,
+    options: &PublishOptions,
+    observer: &dyn Observer,
+) -> Result<SignReport, SigningError> {
+    let repository = &image.repository;
+    let signed = resolve(store, image).await?;
+    let payload = Bytes::from(SimpleSigning::new(docker_reference, &signed.digest).to_bytes());
+    let payload_digest = Digest::of(&payload);
+    let tag = signature_tag(&signed.digest);
+    let existing = signature_manifest(store, repository, &signed.digest).await?;
+    let old_layers: Vec<Descriptor> = existing
+        .as_ref()
+        .map(|(_, m)| m.layers().clone())
+        .unwrap_or_default();
+    let report = |manifest: &Digest, signatures: usize, added: bool| SignReport {
+        repository: repository.to_string(),
+        digest: signed.digest.to_string(),
+        signature_tag: tag.to_string(),
+        signature_manifest: manifest.to_string(),
+        signatures,
+        added,
+    };
+
+    // Like cosign, signing the same payload with the same key again adds nothing.
+    let public = key.public_key()?;
+    let already = old_layers.iter().any(|layer| {
+        layer_digest(layer).is_ok_and(|d| d == payload_digest)
+            && layer_signature(layer)
+                .and_then(|s| STANDARD.decode(s).ok())
+                .is_some_and(|s| public.verifies(&payload, &s))
+    });
+    if let (true, Some((digest, _))) = (already, &existing) {
+        return Ok(report(digest, old_layers.len(), false));
+    }
+
+    let signature = STANDARD.encode(key.sign(&payload)?);
+    let mut new_layer = Descriptor::new(
+        MediaType::Other(SIMPLE_SIGNING_MEDIA_TYPE.into()),
+        payload.len() as u64,
+        oci_digest(&payload_digest),
+    );
+    new_layer.set_annotations(Some(HashMap::from([(
+        SIGNATURE_ANNOTATION.to_owned(),
+        signature,
+    )])));
+    let mut layers = Vec::with_capacity(old_layers.len() + 1);
+    for layer in old_layers.into_iter().chain([new_layer]) {
+        if !layers.contains(&layer) {
+            layers.push(layer);
+        }
+    }
+
+    // The bundle holds every blob the manifest names: the old payloads come back
+    // from the store (they are small), so the publish checks them like any other.
+    let mut blobs = vec![payload];
+    for layer in &layers[..layers.len() - 1] {
+        blobs.push(read_blob(store, image, &tag, layer).await?);
+    }
+    let config = Bytes::from(config_json(&layers));
+    let manifest = signature_manifest_json(&signed, &config, layers.clone());
+    let bundle = Bundle::in_memory(OCI_MANIFEST, manifest, blobs.into_iter().chain([config]));
+    let new_digest = bundle.root.digest.clone();
+    publish(
+        store,
+        &bundle,
+        repository,
+        std::slice::from_ref(&tag),
+        options,
+        observer,
+    )
+    .await?;
+
+    // The superseded signature manifest is no longer the image's referrer; its
+    // record goes (after the new one is in place), so the referrers API lists one
+    // signature manifest, and garbage collection may take the old one.
+    if let Some((old, _)) = &existing
+        && old != &new_digest
+    {
+        store
+            .delete(&layout::referrer_key(repository, &signed.digest, old))
+            .await?;
+    }
+    Ok(report(&new_digest, layers.len(), true))
+}
+
+async fn read_blob(
+    store: &dyn Store,
+    image: &ImageRef,
+    tag: &Tag,
+    layer: &Descriptor,
+) -> Result<Bytes, SigningError> {
+    let invalid = |message: String| SigningError::InvalidSignatures {
+        repository: image.repository.clone(),
+        tag: tag.clone(),
+        message,
+    };
+    let digest = layer_digest(layer).map_err(|e| invalid(e.to_string()))?;
+    let object = store
+        .get(&layout::blob_key(&image.repository, &digest))
+        .await?
+        .ok_or_else(|| invalid(format!("its layer {digest} is missing from the store")))?;
+    Ok(object.body)
+}
+
+/// The image config of a signature manifest, shaped as cosign's (go-containerregistry's
+/// empty image with the payloads appended as layers).
+fn config_json(layers: &[Descriptor]) -> Vec<u8> {
+    let zero_time = "0001-01-01T00:00:00Z";
+    let config = serde_json::json!({
+        "architecture": "",
+        "created": zero_time,
+        "history": layers.iter().map(|_| serde_json::json!({ "created": zero_time })).collect::<Vec<_>>(),
+        "os": "",
+        "rootfs": {
+            "type": "layers",
+            // Payloads are stored uncompressed: each diff ID is the layer's digest.
+            "diff_ids": layers.iter().map(|l| l.digest().to_string()).collect::<Vec<_>>(),
+        },
+        "config": {},
+    });
+    serde_json::to_vec(&config).expect("JSON values serialize")
+}
+
+fn signature_manifest_json(signed: &Image, config: &[u8], layers: Vec<Descriptor>) -> Bytes {
+    let subject = Descriptor::new(
+        MediaType::from(signed.media_type.as_str()),
+        signed.size,
+        oci_digest(&signed.digest),
+    );
+    let manifest: ImageManifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .artifact_type(MediaType::Other(SIGNATURE_ARTIFACT_TYPE.into()))
+        .config(Descriptor::new(
+            MediaType::ImageConfig,
+            config.len() as u64,
+            oci_digest(&Digest::of(config)),
+        ))
+        .layers(layers)
+        .subject(subject)
+        .build()
+        .expect("every required field is set");
+    Bytes::from(serde_json::to_vec(&manifest).expect("a manifest serializes"))
+}
+
+fn oci_digest(digest: &Digest) -> oci_spec::image::Digest {
+    digest
+        .as_str()
+        .parse()
+        .expect("a berth digest is a valid OCI digest")
+}
