@@ -4,7 +4,8 @@
 //! engine) is read into one model, a [`source::Bundle`]: a root manifest descriptor
 //! plus where each blob's bytes are. [`plan`] walks the manifests and checks them;
 //! [`publish`] writes blobs, then manifests, then tags, so a crash at any point leaves
-//! every tag pointing at complete content. The `berth` binary is thin clap verbs over
+//! every tag pointing at complete content; [`webhook`] then tells other systems what
+//! landed. The `berth` binary is thin clap verbs over
 //! these functions.
 
 pub mod access_admin;
@@ -14,6 +15,7 @@ pub mod observer;
 pub mod plan;
 pub mod publish;
 pub mod source;
+pub mod webhook;
 
 pub use error::PublishError;
 pub use publish::{PublishOptions, PublishReport, publish};

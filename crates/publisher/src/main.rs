@@ -1,6 +1,7 @@
 //! `berth`: publish images into a berth store. Thin clap verbs over the library.
 
 mod access_commands;
+mod webhook_commands;
 
 use std::process::ExitCode;
 
@@ -61,6 +62,9 @@ enum Command {
     /// Inspect the access configuration.
     #[command(subcommand)]
     Access(access_commands::AccessCommand),
+    /// Manage webhooks: URLs told about every publish to matching repositories.
+    #[command(subcommand)]
+    Webhook(webhook_commands::WebhookCommand),
 }
 
 #[derive(Args)]
@@ -76,6 +80,8 @@ struct PushArgs {
     /// Print one JSON object describing the result on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    notify: webhook_commands::NotifyArgs,
 }
 
 fn main() -> ExitCode {
@@ -102,6 +108,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Team(c) => access_commands::team(&*open(store).await?, c).await,
         Command::Repo(c) => access_commands::repo(&*open(store).await?, c).await,
         Command::Access(c) => access_commands::access(&*open(store).await?, c).await,
+        Command::Webhook(c) => webhook_commands::webhook(&*open(store).await?, c).await,
     }
 }
 
@@ -131,7 +138,7 @@ async fn push(store_args: &StoreArgs, upload: &UploadArgs, args: PushArgs) -> an
     let bundle = source::open(&args.source).await?;
     let observer = observer::for_stderr();
     let options = PublishOptions { jobs: upload.jobs };
-    let report = publish(
+    let mut report = publish(
         &*store,
         &bundle,
         &target.repository,
@@ -141,6 +148,7 @@ async fn push(store_args: &StoreArgs, upload: &UploadArgs, args: PushArgs) -> an
     )
     .await
     .with_context(|| format!("publishing to {} failed", store.location()))?;
+    report.webhooks = webhook_commands::notify(&*store, &report, &args.notify).await?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
