@@ -4,6 +4,7 @@
 
 pub mod docker;
 pub mod oci;
+pub mod receiver;
 pub mod server;
 
 use std::path::{Path, PathBuf};
