@@ -197,6 +197,18 @@ async fn client_errors_are_not_retried() {
         warnings[0].contains("gone") && warnings[0].contains("404"),
         "{stderr}"
     );
+
+    // A bad delivery setting stops the push before anything is published.
+    let image = Image::new();
+    let args = [
+        "push",
+        image.source(),
+        "acme/web:v9",
+        "--webhook-timeout",
+        "soon",
+    ];
+    assert!(failure(&t.berth(&args)).contains("--webhook-timeout"));
+    assert!(!t.exists("v2/acme/web/manifests/v9").await);
 }
 
 both_backends!(

@@ -148,7 +148,7 @@ async fn push(store_args: &StoreArgs, upload: &UploadArgs, args: PushArgs) -> an
     )
     .await
     .with_context(|| format!("publishing to {} failed", store.location()))?;
-    report.webhooks = webhook_commands::notify(&*store, &report, &args.notify).await?;
+    report.webhooks = webhook_commands::notify(&*store, &report, &args.notify).await;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

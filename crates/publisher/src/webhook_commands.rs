@@ -52,8 +52,13 @@ pub struct NotifyArgs {
     #[arg(long, env = "BERTH_WEBHOOK_ATTEMPTS", default_value_t = 3)]
     webhook_attempts: u32,
     /// Limit on each delivery attempt, e.g. 10s.
-    #[arg(long, env = "BERTH_WEBHOOK_TIMEOUT", default_value = "10s")]
-    webhook_timeout: String,
+    #[arg(long, env = "BERTH_WEBHOOK_TIMEOUT", default_value = "10s", value_parser = timeout)]
+    webhook_timeout: Duration,
+}
+
+/// Parsed with the other flags, so a bad value stops `push` before it publishes.
+fn timeout(text: &str) -> Result<Duration, String> {
+    parse_duration(text).map_err(|e| e.to_string())
 }
 
 pub async fn webhook(store: &dyn Store, command: WebhookCommand) -> anyhow::Result<()> {
@@ -121,7 +126,7 @@ pub async fn notify(
     store: &dyn Store,
     report: &PublishReport,
     args: &NotifyArgs,
-) -> anyhow::Result<Vec<DeliveryReport>> {
+) -> Vec<DeliveryReport> {
     let options = NotifyOptions {
         pusher: args
             .pusher
@@ -131,7 +136,7 @@ pub async fn notify(
         public_url: args.public_url.clone(),
         delivery: DeliveryOptions {
             attempts: args.webhook_attempts.max(1),
-            timeout: parse_duration(&args.webhook_timeout)?,
+            timeout: args.webhook_timeout,
             ..DeliveryOptions::default()
         },
     };
@@ -139,7 +144,7 @@ pub async fn notify(
         Ok(deliveries) => deliveries,
         Err(e) => {
             eprintln!("warning: webhooks were not delivered: {e}");
-            return Ok(Vec::new());
+            return Vec::new();
         }
     };
     for d in deliveries.iter().filter(|d| d.error.is_some()) {
@@ -152,5 +157,5 @@ pub async fn notify(
             d.error.as_deref().unwrap_or_default()
         );
     }
-    Ok(deliveries)
+    deliveries
 }
