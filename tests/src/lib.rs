@@ -4,6 +4,7 @@
 
 pub mod docker;
 pub mod oci;
+pub mod receiver;
 pub mod server;
 
 use std::path::{Path, PathBuf};
@@ -154,7 +155,23 @@ pub fn berth_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
+        // Without the variables cargo sets for this test process (CARGO_PKG_NAME,
+        // CARGO_MANIFEST_DIR, ...), as in a shell: ring's build script reruns when
+        // they change, which rebuilt the AWS stack on every alternation between
+        // this build and a developer's `cargo build`.
+        let mut command = Command::new(cargo);
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            let set_for_tests = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CRATE_"]
+                .iter()
+                .any(|prefix| name.starts_with(prefix))
+                || name == "CARGO_PRIMARY_PACKAGE"
+                || name == "CARGO_TARGET_TMPDIR";
+            if set_for_tests {
+                command.env_remove(&*name);
+            }
+        }
+        let status = command
             .args([
                 "build",
                 "--quiet",

@@ -80,43 +80,56 @@ impl std::fmt::Display for Name {
     }
 }
 
-/// A token's label, unique per user.
+/// A label naming a token (unique per user) or a webhook (unique per pattern).
 pub fn check_label(label: &str) -> Result<(), AccessError> {
     if LABEL.is_match(label) {
         Ok(())
     } else {
         Err(AccessError::Invalid {
-            kind: "token label",
+            kind: "label",
             value: label.into(),
             why: "use 1-64 of [A-Za-z0-9._-], starting with a letter or digit",
         })
     }
 }
 
-/// A repository pattern granted to a team: `acme/web` or `acme/*` (`*` matches any
-/// run of characters, `/` included). It must stay inside the team's organisation.
+/// A repository pattern: `acme/web` or `acme/*` (`*` matches any run of characters,
+/// `/` included). Granted to teams and naming the repositories a webhook fires for.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Pattern(String);
 
 impl Pattern {
-    pub fn parse(org: &Name, pattern: &str) -> Result<Self, AccessError> {
-        let invalid = |why| AccessError::Invalid {
-            kind: "pattern",
-            value: pattern.into(),
-            why,
-        };
-        let Some(rest) = pattern.strip_prefix(&format!("{org}/")) else {
-            return Err(invalid(
-                "a team's pattern must start with its organisation, e.g. acme/*",
-            ));
-        };
-        let name_chars = rest
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/*".contains(c));
-        if rest.is_empty() || !name_chars || rest.contains("//") {
-            return Err(invalid("use repository name characters and '*'"));
+    /// A pattern over any repository of the store (webhooks use these): path
+    /// components of repository name characters and '*', none empty, '.' or '..'.
+    pub fn new(pattern: &str) -> Result<Self, AccessError> {
+        let valid = pattern.split('/').all(|part| {
+            !part.is_empty()
+                && part != "."
+                && part != ".."
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-*".contains(c))
+        });
+        if pattern.len() > 255 || !valid {
+            return Err(AccessError::Invalid {
+                kind: "pattern",
+                value: pattern.into(),
+                why: "use repository name characters and '*', e.g. acme/* or acme/web",
+            });
         }
         Ok(Pattern(pattern.to_owned()))
+    }
+
+    /// A pattern granted to a team of `org`: it must stay inside the organisation.
+    pub fn parse(org: &Name, pattern: &str) -> Result<Self, AccessError> {
+        if !pattern.starts_with(&format!("{org}/")) {
+            return Err(AccessError::Invalid {
+                kind: "pattern",
+                value: pattern.into(),
+                why: "a team's pattern must start with its organisation, e.g. acme/*",
+            });
+        }
+        Self::new(pattern)
     }
 
     pub fn as_str(&self) -> &str {
@@ -410,7 +423,10 @@ mod tests {
         let acme = name("acme");
         assert!(Pattern::parse(&acme, "other/*").is_err());
         assert!(Pattern::parse(&acme, "acme").is_err());
-        assert!(Pattern::parse(&acme, "acme/../x").is_ok_and(|p| !p.matches(&repo("x"))));
+        assert!(Pattern::parse(&acme, "acme/../x").is_err());
+        assert!(Pattern::parse(&acme, "acme/").is_err());
+        assert!(Pattern::new("*").is_ok_and(|p| p.matches(&repo("x/y"))));
+        assert!(Pattern::new("acme//web").is_err() && Pattern::new("/acme").is_err());
         let all = Pattern::parse(&acme, "acme/*").unwrap();
         assert!(all.matches(&repo("acme/web")) && all.matches(&repo("acme/a/b")));
         assert!(!all.matches(&repo("acmecorp/web")));

@@ -10,6 +10,8 @@
 //! _berth/blob-holders/<digest>/<name>         empty marker: repository <name> holds <digest>
 //! _berth/referrers/<name>/<subject>/<digest>  descriptor (JSON) of a manifest whose subject is <subject>
 //! _berth/access/...                           who may pull what (see the `access` module)
+//! _berth/webhooks/<pattern>/<label>           a webhook (JSON: url, secret) for repositories matching <pattern>
+//! _berth/webhook-log/<name>/<newest-first>-<id>  one delivery's outcome (JSON); keys sort newest first
 //! v2/index.html                               `{}`, so a static host answers GET /v2/ (index document)
 //! v2/_catalog                                 static copy of the catalog (JSON), rewritten after each publish
 //! v2/<name>/manifests/<tag>                   the tagged manifest, byte for byte (one object per tag)
@@ -41,6 +43,9 @@ const BLOB_HOLDERS_PREFIX: &str = "_berth/blob-holders/";
 const REFERRERS_PREFIX: &str = "_berth/referrers/";
 /// Access documents: never public, never served by the static host.
 pub const ACCESS_PREFIX: &str = "_berth/access/";
+/// Webhooks hold their signing secrets: like access documents, never served.
+const WEBHOOKS_PREFIX: &str = "_berth/webhooks/";
+const WEBHOOK_LOG_PREFIX: &str = "_berth/webhook-log/";
 
 pub fn manifest_key(repository: &Repository, reference: &Reference) -> String {
     format!("v2/{repository}/manifests/{reference}")
@@ -89,6 +94,35 @@ pub fn referrers_prefix(repository: &Repository, subject: &Digest) -> String {
 
 pub fn referrer_key(repository: &Repository, subject: &Digest, digest: &Digest) -> String {
     format!("{REFERRERS_PREFIX}{repository}/{subject}/{digest}")
+}
+
+pub fn webhooks_prefix() -> &'static str {
+    WEBHOOKS_PREFIX
+}
+
+/// A webhook's key. `pattern` is a repository pattern (`acme/*`) and `label` has no
+/// '/', so the last component of the key is always the label.
+pub fn webhook_key(pattern: &str, label: &str) -> String {
+    format!("{WEBHOOKS_PREFIX}{pattern}/{label}")
+}
+
+/// The (pattern, label) named by a key found under [`webhooks_prefix`].
+pub fn webhook_from_key(key: &str) -> Option<(&str, &str)> {
+    key.strip_prefix(WEBHOOKS_PREFIX)?.rsplit_once('/')
+}
+
+pub fn webhook_log_prefix(repository: &Repository) -> String {
+    format!("{WEBHOOK_LOG_PREFIX}{repository}/")
+}
+
+/// A delivery's log entry. The time component counts down (`u64::MAX` minus the
+/// milliseconds since the epoch, zero-padded), so a LIST, which returns keys in
+/// ascending order, returns the newest deliveries first.
+pub fn webhook_log_key(repository: &Repository, unix_millis: u64, delivery: &str) -> String {
+    format!(
+        "{WEBHOOK_LOG_PREFIX}{repository}/{:020}-{delivery}",
+        u64::MAX - unix_millis
+    )
 }
 
 /// The tag named by a key found under [`manifests_prefix`], or `None` for a manifest
@@ -154,7 +188,20 @@ mod tests {
         );
         assert_eq!(
             repository_from_holder_key(&d, &blob_holder_key(&d, &r)),
-            Some(r)
+            Some(r.clone())
         );
+        assert_eq!(
+            webhook_from_key(&webhook_key("acme/*", "ci")),
+            Some(("acme/*", "ci"))
+        );
+    }
+
+    #[test]
+    fn webhook_log_keys_sort_newest_first() {
+        let r = repo("acme/web");
+        let older = webhook_log_key(&r, 1_000, "b");
+        let newer = webhook_log_key(&r, 2_000, "a");
+        assert!(newer < older);
+        assert!(newer.starts_with(&webhook_log_prefix(&r)));
     }
 }

@@ -35,7 +35,7 @@ pub fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-async fn put_json(
+pub(crate) async fn put_json(
     store: &dyn Store,
     key: &str,
     value: &impl serde::Serialize,
@@ -46,7 +46,7 @@ async fn put_json(
         .await
 }
 
-async fn exists(store: &dyn Store, key: &str) -> Result<bool, StoreError> {
+pub(crate) async fn exists(store: &dyn Store, key: &str) -> Result<bool, StoreError> {
     Ok(store.head(key).await?.is_some())
 }
 
@@ -117,12 +117,20 @@ pub async fn remove_user(store: &dyn Store, user: &Name) -> Result<(), AdminErro
     Ok(())
 }
 
-async fn list_all(store: &dyn Store, prefix: &str) -> Result<Vec<String>, StoreError> {
-    let mut keys = Vec::new();
+pub(crate) async fn list_all(store: &dyn Store, prefix: &str) -> Result<Vec<String>, StoreError> {
+    list_all_after(store, prefix, None).await
+}
+
+/// Every key under `prefix` that sorts after `start_after`, page by page.
+pub(crate) async fn list_all_after(
+    store: &dyn Store,
+    prefix: &str,
+    start_after: Option<&String>,
+) -> Result<Vec<String>, StoreError> {
+    let mut keys: Vec<String> = Vec::new();
     loop {
-        let page = store
-            .list(prefix, keys.last().map(String::as_str), 1000)
-            .await?;
+        let after = keys.last().or(start_after).map(String::as_str);
+        let page = store.list(prefix, after, 1000).await?;
         let done = page.len() < 1000;
         keys.extend(page);
         if done {

@@ -85,6 +85,11 @@ fn read_password(args: &PasswordArgs) -> anyhow::Result<String> {
     if !args.password_stdin {
         bail!("pass the password on stdin with --password-stdin (never on the command line)");
     }
+    read_stdin_line()
+}
+
+/// The first line of stdin, without its line ending: how secrets reach the CLI.
+pub fn read_stdin_line() -> anyhow::Result<String> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())

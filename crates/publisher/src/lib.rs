@@ -4,9 +4,9 @@
 //! engine) is read into one model, a [`source::Bundle`]: a root manifest descriptor
 //! plus where each blob's bytes are. [`plan`] walks the manifests and checks them;
 //! [`publish`] writes blobs, then manifests, then tags, so a crash at any point leaves
-//! every tag pointing at complete content. [`signing`] builds cosign-format
-//! signatures in memory and publishes them the same way. The `berth` binary is thin
-//! clap verbs over these functions.
+//! every tag pointing at complete content; [`webhook`] then tells other systems what
+//! landed. [`signing`] builds cosign-format signatures in memory and publishes them
+//! the same way. The `berth` binary is thin clap verbs over these functions.
 
 pub mod access_admin;
 pub mod derived;
@@ -16,6 +16,7 @@ pub mod plan;
 pub mod publish;
 pub mod signing;
 pub mod source;
+pub mod webhook;
 
 pub use error::PublishError;
 pub use publish::{PublishOptions, PublishReport, publish};

@@ -2,6 +2,7 @@
 
 mod access_commands;
 mod signing_commands;
+mod webhook_commands;
 
 use std::process::ExitCode;
 
@@ -69,6 +70,9 @@ enum Command {
     Sign(signing_commands::SignArgs),
     /// Check that an image has a signature made with a key.
     Verify(signing_commands::VerifyArgs),
+    /// Manage webhooks: URLs told about every publish to matching repositories.
+    #[command(subcommand)]
+    Webhook(webhook_commands::WebhookCommand),
 }
 
 #[derive(Args)]
@@ -84,6 +88,8 @@ struct PushArgs {
     /// Print one JSON object describing the result on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    notify: webhook_commands::NotifyArgs,
 }
 
 fn main() -> ExitCode {
@@ -115,6 +121,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             signing_commands::sign(&*open(store).await?, cli.upload.jobs, args).await
         }
         Command::Verify(args) => signing_commands::verify(&*open(store).await?, args).await,
+        Command::Webhook(c) => webhook_commands::webhook(&*open(store).await?, c).await,
     }
 }
 
@@ -144,7 +151,7 @@ async fn push(store_args: &StoreArgs, upload: &UploadArgs, args: PushArgs) -> an
     let bundle = source::open(&args.source).await?;
     let observer = observer::for_stderr();
     let options = PublishOptions { jobs: upload.jobs };
-    let report = publish(
+    let mut report = publish(
         &*store,
         &bundle,
         &target.repository,
@@ -154,6 +161,7 @@ async fn push(store_args: &StoreArgs, upload: &UploadArgs, args: PushArgs) -> an
     )
     .await
     .with_context(|| format!("publishing to {} failed", store.location()))?;
+    report.webhooks = webhook_commands::notify(&*store, &report, &args.notify).await;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

@@ -15,6 +15,7 @@ use crate::error::PublishError;
 use crate::observer::{BlobOutcome, Observer};
 use crate::plan::{self, ManifestWrite};
 use crate::source::{BlobRef, Bundle, Content};
+use crate::webhook::DeliveryReport;
 
 const BLOB_CONTENT_TYPE: &str = "application/octet-stream";
 /// Holders tried when reusing a blob another repository has.
@@ -40,6 +41,8 @@ pub struct PublishReport {
     pub blobs_copied: usize,
     pub bytes_uploaded: u64,
     pub manifests_written: usize,
+    /// Webhook deliveries, filled in after the publish by `webhook::notify`.
+    pub webhooks: Vec<DeliveryReport>,
 }
 
 pub async fn publish(
@@ -68,6 +71,7 @@ pub async fn publish(
         blobs_copied: 0,
         bytes_uploaded: 0,
         manifests_written: 0,
+        webhooks: Vec::new(),
     };
     // Every blob is attempted before failing, so one bad blob does not abandon
     // uploads half-way; nothing below runs unless all succeeded.
