@@ -10,7 +10,7 @@ use berth_core::access::{
     self, AccessConfig, AccessError, Name, Pattern, TokenRecord, UserRecord, keys,
 };
 use berth_core::layout::ACCESS_PREFIX;
-use berth_core::store::{Store, StoreError, WriteMeta};
+use berth_core::store::{Store, StoreError, WriteMeta, list_all};
 use bytes::Bytes;
 
 #[derive(Debug, thiserror::Error)]
@@ -115,20 +115,6 @@ pub async fn remove_user(store: &dyn Store, user: &Name) -> Result<(), AdminErro
         }
     }
     Ok(())
-}
-
-async fn list_all(store: &dyn Store, prefix: &str) -> Result<Vec<String>, StoreError> {
-    let mut keys = Vec::new();
-    loop {
-        let page = store
-            .list(prefix, keys.last().map(String::as_str), 1000)
-            .await?;
-        let done = page.len() < 1000;
-        keys.extend(page);
-        if done {
-            return Ok(keys);
-        }
-    }
 }
 
 /// Creates an access token and returns it: the only time it is ever shown.

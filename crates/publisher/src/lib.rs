@@ -8,11 +8,14 @@
 //! these functions.
 
 pub mod access_admin;
+pub mod delete;
 pub mod derived;
 pub mod error;
+pub mod gc;
 pub mod observer;
 pub mod plan;
 pub mod publish;
+pub mod references;
 pub mod source;
 
 pub use error::PublishError;

@@ -205,6 +205,34 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
 }
 
+/// Listing pages asked for when reading a whole prefix.
+const LIST_PAGE: usize = 1000;
+
+/// Every key under `prefix`, page after page (for admin-sized prefixes and sweeps).
+pub async fn list_all(store: &dyn Store, prefix: &str) -> Result<Vec<String>, StoreError> {
+    let entries = list_all_entries(store, prefix).await?;
+    Ok(entries.into_iter().map(|e| e.key).collect())
+}
+
+/// [`list_all`] with sizes and times.
+pub async fn list_all_entries(
+    store: &dyn Store,
+    prefix: &str,
+) -> Result<Vec<ListEntry>, StoreError> {
+    let mut entries: Vec<ListEntry> = Vec::new();
+    loop {
+        let after = entries.last().map(|e| e.key.clone());
+        let page = store
+            .list_entries(prefix, after.as_deref(), LIST_PAGE)
+            .await?;
+        let done = page.len() < LIST_PAGE;
+        entries.extend(page);
+        if done {
+            return Ok(entries);
+        }
+    }
+}
+
 /// Options that apply when opening a store from a URL.
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
