@@ -393,15 +393,19 @@ both_backends!(
     }
 );
 
-/// Images cycle through two tags while `gc --grace 8s` runs in a loop: an image
-/// becomes unreachable when its tag moves on, old enough to collect a few pushes
-/// later, and is published again (reused where collection has not reached it yet)
-/// while collections run. Every push must leave its image complete, and every tag
-/// must pull at the end.
+/// Images move through a few tags while `gc --grace 6s` runs in a loop. An image
+/// becomes unreachable when its tag moves on and is published again at a random later
+/// time, often just as it ages past the grace window, while a collection that listed
+/// it as unreachable is running: exactly when a publish that reused it without
+/// renewing it would lose it. Before every push, every tag must reach complete
+/// content; at the end every tag must pull.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gc_running_in_a_loop_never_breaks_a_concurrent_publish() {
-    const IMAGES: usize = 8;
-    const RUN: Duration = Duration::from_secs(30);
+    const IMAGES: u64 = 24;
+    const RUN: Duration = Duration::from_secs(25);
+    const TAGS: [(&str, &str); 3] = [("race/app", "t0"), ("race/app", "t1"), ("race/copy", "t0")];
+    // Built before the clock starts, so the race runs for the whole time.
+    berth_e2e::berth_bin();
     let t = Arc::new(TestStore::new(Backend::Garage, "gc-race").await);
     let layouts: Vec<tempfile::TempDir> = (0..IMAGES)
         .map(|i| layout_of(&format!("race {i}")).0)
@@ -413,11 +417,11 @@ async fn gc_running_in_a_loop_never_breaks_a_concurrent_publish() {
         tokio::task::spawn_blocking(move || {
             let (mut runs, mut removed) = (0, 0);
             while !stop.load(Ordering::Relaxed) {
-                let report = gc(&t, &["--grace", "8s"]);
+                let report = gc(&t, &["--grace", "6s"]);
                 assert_eq!(report["skipped"], json!([]));
                 removed += report["blobs"].as_u64().unwrap();
                 runs += 1;
-                std::thread::sleep(Duration::from_millis(200));
+                std::thread::sleep(Duration::from_millis(100));
             }
             (runs, removed)
         })
@@ -427,47 +431,55 @@ async fn gc_running_in_a_loop_never_breaks_a_concurrent_publish() {
     let publisher = {
         let t = t.clone();
         tokio::task::spawn_blocking(move || {
-            let (mut pushes, mut reuses, mut reuploads) = (0, 0, 0);
+            let (mut pushes, mut reuses, mut resent) = (0, 0, 0);
             let mut seen = std::collections::HashSet::new();
+            // A fixed pseudo-random sequence spreads the gaps between re-publishes.
+            let mut state: u64 = 0x2545_f491_4f6c_dd1d;
             while started.elapsed() < RUN {
-                let image = pushes % IMAGES;
-                let (repo, tag) = if pushes % 5 == 4 {
-                    ("race/copy", "t0")
-                } else {
-                    ("race/app", ["t0", "t1"][pushes % 2])
-                };
-                let report = t.push(path(&layouts[image]), &format!("{repo}:{tag}"), &[]);
-                let digest: Digest = report["digest"].as_str().unwrap().parse().unwrap();
-                handle.block_on(assert_complete(&*t.store, repo, &digest));
+                for (repo, tag) in TAGS {
+                    let key = format!("v2/{repo}/manifests/{tag}");
+                    if let Some(object) = handle.block_on(t.store.get(&key)).unwrap() {
+                        let digest = Digest::of(&object.body);
+                        handle.block_on(assert_complete(&*t.store, repo, &digest));
+                    }
+                }
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                let image = (state >> 33) % IMAGES;
+                let (repo, tag) = TAGS[(state >> 20) as usize % TAGS.len()];
+                let report = t.push(
+                    path(&layouts[image as usize]),
+                    &format!("{repo}:{tag}"),
+                    &[],
+                );
                 if report["blobs_skipped"].as_u64().unwrap() > 0 {
                     reuses += 1;
                 }
-                if !seen.insert((repo, image))
-                    && report["blobs_uploaded"].as_u64().unwrap()
-                        + report["blobs_copied"].as_u64().unwrap()
-                        > 0
-                {
-                    reuploads += 1;
+                let sent = report["blobs_uploaded"].as_u64().unwrap()
+                    + report["blobs_copied"].as_u64().unwrap();
+                if !seen.insert((repo, image)) && sent > 0 {
+                    resent += 1;
                 }
                 pushes += 1;
             }
-            (pushes, reuses, reuploads)
+            (pushes, reuses, resent)
         })
     };
-    let (pushes, reuses, reuploads) = publisher.await.unwrap();
+    let (pushes, reuses, resent) = publisher.await.unwrap();
     stop.store(true, Ordering::Relaxed);
     let (runs, removed) = collector.await.unwrap();
     eprintln!(
-        "{pushes} pushes ({reuses} reusing, {reuploads} re-sending collected blobs), {runs} collections removing {removed} blobs"
+        "{pushes} pushes ({reuses} reusing, {resent} re-sending collected blobs), {runs} collections removing {removed} blobs"
     );
     assert!(
-        reuses > 0 && reuploads > 0 && removed > 0,
+        reuses > 0 && resent > 0 && removed > 0,
         "the race never happened"
     );
     assert!(runs > 10);
 
     let server = Server::for_clients(&t.url);
-    for (repo, tag) in [("race/app", "t0"), ("race/app", "t1"), ("race/copy", "t0")] {
+    for (repo, tag) in TAGS {
         let object = t
             .store
             .get(&format!("v2/{repo}/manifests/{tag}"))

@@ -10,6 +10,7 @@
 //! _berth/blob-holders/<digest>/<name>         empty marker: repository <name> holds <digest>
 //! _berth/referrers/<name>/<subject>/<digest>  descriptor (JSON) of a manifest whose subject is <subject>
 //! _berth/access/...                           who may pull what (see the `access` module)
+//! _berth/gc/clock                             empty; garbage collection reads the store's clock from it
 //! v2/index.html                               `{}`, so a static host answers GET /v2/ (index document)
 //! v2/_catalog                                 static copy of the catalog (JSON), rewritten after each publish
 //! v2/<name>/manifests/<tag>                   the tagged manifest, byte for byte (one object per tag)

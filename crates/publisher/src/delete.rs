@@ -20,7 +20,7 @@ const AT_ONCE: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeleteError {
-    #[error("{0}: no such tag (see `berth serve` or the tag list for what exists)")]
+    #[error("{0}: no such tag")]
     TagUnknown(String),
     #[error("{repository}@{digest}: no such manifest")]
     ManifestUnknown {
