@@ -1,7 +1,9 @@
 //! `publish`: writes a bundle into a store in crash-safe order: blobs, child
 //! manifests, indexes, the repository marker, tags, then the derived static copies.
 //! A kill at any point leaves every tag pointing at complete content, because a tag
-//! is written only after everything it reaches exists.
+//! is written only after everything it reaches exists. What the store already holds
+//! is touched rather than skipped and re-checked [`gc::SETTLE`] later, before any tag,
+//! so a concurrent `berth gc` never removes it from under a new tag (docs/gc.md).
 
 use berth_core::layout::{self, DIGEST_METADATA};
 use berth_core::store::{Store, WriteMeta};
