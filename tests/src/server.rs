@@ -45,6 +45,16 @@ impl Server {
         Server { child, address }
     }
 
+    /// Serves `store_url` so that clients on this machine (skopeo, docker) can follow
+    /// blob redirects: presigned URLs name `localhost`, not the registry's 127.0.0.1,
+    /// so docker never forwards registry credentials to S3.
+    pub fn for_clients(store_url: &str) -> Server {
+        Server::start(
+            store_url,
+            &[("BERTH_PUBLIC_S3_ENDPOINT", "http://localhost:3900")],
+        )
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
     }

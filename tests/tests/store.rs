@@ -183,3 +183,42 @@ both_backends!(large_copies_go_part_by_part, |t: TestStore| async move {
             .unwrap()
     );
 });
+
+both_backends!(
+    listings_carry_sizes_and_times_and_touch_renews_them,
+    |t: TestStore| async move {
+        let s = &t.store;
+        let meta = WriteMeta::new("text/plain").with("digest", "sha256:x");
+        s.put("t/a", Bytes::from_static(b"abc"), &meta)
+            .await
+            .unwrap();
+        let listed = s.list_entries("t/", None, 10).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].key.as_str(), listed[0].size), ("t/a", 3));
+        let written = listed[0].modified;
+        // HEAD's Last-Modified is an HTTP date: whole seconds.
+        let headed = s.head("t/a").await.unwrap().unwrap().modified.unwrap();
+        assert!(
+            headed <= written
+                && written.duration_since(headed).unwrap() < std::time::Duration::from_secs(1),
+            "HEAD says {headed:?}, the listing {written:?}"
+        );
+        // Store clocks keep whole seconds at least.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        assert!(s.touch("t/a").await.unwrap());
+        let touched = s.list_entries("t/", None, 10).await.unwrap();
+        assert!(
+            touched[0].modified > written,
+            "touch did not renew the time"
+        );
+        let object = s.get("t/a").await.unwrap().unwrap();
+        assert_eq!(&object.body[..], b"abc");
+        assert_eq!(object.meta.content_type.as_deref(), Some("text/plain"));
+        assert_eq!(
+            object.meta.metadata.get("digest").map(String::as_str),
+            Some("sha256:x")
+        );
+        assert!(!s.touch("t/missing").await.unwrap());
+        assert!(s.head("t/missing").await.unwrap().is_none());
+    }
+);

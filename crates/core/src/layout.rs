@@ -12,6 +12,7 @@
 //! _berth/access/...                           who may pull what (see the `access` module)
 //! _berth/webhooks/<pattern>/<label>           a webhook (JSON: url, secret) for repositories matching <pattern>
 //! _berth/webhook-log/<name>/<newest-first>-<id>  one delivery's outcome (JSON); keys sort newest first
+//! _berth/gc/clock                             empty; garbage collection reads the store's clock from it
 //! v2/index.html                               `{}`, so a static host answers GET /v2/ (index document)
 //! v2/_catalog                                 static copy of the catalog (JSON), rewritten after each publish
 //! v2/<name>/manifests/<tag>                   the tagged manifest, byte for byte (one object per tag)
@@ -38,6 +39,8 @@ pub const DIGEST_METADATA: &str = "digest";
 pub const API_ROOT_KEY: &str = "v2/index.html";
 pub const CATALOG_KEY: &str = "v2/_catalog";
 
+/// Everything the registry serves; garbage collection lists it whole.
+pub const SERVED_PREFIX: &str = "v2/";
 const REPOSITORIES_PREFIX: &str = "_berth/repositories/";
 const BLOB_HOLDERS_PREFIX: &str = "_berth/blob-holders/";
 const REFERRERS_PREFIX: &str = "_berth/referrers/";
@@ -125,6 +128,99 @@ pub fn webhook_log_key(repository: &Repository, unix_millis: u64, delivery: &str
     )
 }
 
+/// Where garbage collection takes the store's clock from: an empty object it writes
+/// and reads back, so the grace window never depends on this machine's clock.
+pub const GC_CLOCK_KEY: &str = "_berth/gc/clock";
+
+/// Every key of the repository lives under one of these; a repository nested in it
+/// (`acme/web` in `acme`) shares the first two as prefixes, so filter with
+/// [`belongs_to`].
+pub fn repository_prefix(repository: &Repository) -> String {
+    format!("v2/{repository}/")
+}
+
+pub fn repository_referrers_prefix(repository: &Repository) -> String {
+    format!("{REFERRERS_PREFIX}{repository}/")
+}
+
+/// Whether a key found under [`repository_prefix`] or [`repository_referrers_prefix`]
+/// is the repository's own rather than a nested repository's: names never contain
+/// the components `manifests`, `blobs` or `tags`, nor a `:` (which starts a subject).
+pub fn belongs_to(repository: &Repository, key: &str) -> bool {
+    let own = |rest: &str| {
+        let first = rest.split('/').next().unwrap_or("");
+        ["manifests", "blobs", "tags"].contains(&first) || first.contains(':')
+    };
+    key.strip_prefix(&repository_prefix(repository))
+        .or_else(|| key.strip_prefix(&repository_referrers_prefix(repository)))
+        .is_some_and(own)
+}
+
+/// What a content-addressed key under [`SERVED_PREFIX`] holds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ContentKey {
+    Manifest(Repository, Digest),
+    Blob(Repository, Digest),
+}
+
+impl ContentKey {
+    /// Parses `v2/<name>/manifests/<digest>` or `v2/<name>/blobs/<digest>`; `None`
+    /// for tags, tag lists and anything else.
+    pub fn parse(key: &str) -> Option<ContentKey> {
+        let rest = key.strip_prefix(SERVED_PREFIX)?;
+        // The first such component ends the name: names never contain one.
+        for (separator, blob) in [("/manifests/", false), ("/blobs/", true)] {
+            if let Some((name, digest)) = rest.split_once(separator) {
+                let (Ok(repository), Ok(digest)) = (name.parse(), digest.parse()) else {
+                    return None;
+                };
+                return Some(if blob {
+                    ContentKey::Blob(repository, digest)
+                } else {
+                    ContentKey::Manifest(repository, digest)
+                });
+            }
+        }
+        None
+    }
+
+    pub fn key(&self) -> String {
+        match self {
+            ContentKey::Manifest(r, d) => manifest_digest_key(r, d),
+            ContentKey::Blob(r, d) => blob_key(r, d),
+        }
+    }
+
+    pub fn repository(&self) -> &Repository {
+        match self {
+            ContentKey::Manifest(r, _) | ContentKey::Blob(r, _) => r,
+        }
+    }
+
+    pub fn digest(&self) -> &Digest {
+        match self {
+            ContentKey::Manifest(_, d) | ContentKey::Blob(_, d) => d,
+        }
+    }
+}
+
+/// Lists every referrer record (`(repository, subject, referrer)` from the key).
+pub fn referrers_root() -> &'static str {
+    REFERRERS_PREFIX
+}
+
+/// Parses `_berth/referrers/<name>/<subject>/<digest>`.
+pub fn referrer_from_key(key: &str) -> Option<(Repository, Digest, Digest)> {
+    let rest = key.strip_prefix(REFERRERS_PREFIX)?;
+    let (rest, digest) = rest.rsplit_once('/')?;
+    let (name, subject) = rest.rsplit_once('/')?;
+    Some((
+        name.parse().ok()?,
+        subject.parse().ok()?,
+        digest.parse().ok()?,
+    ))
+}
+
 /// The tag named by a key found under [`manifests_prefix`], or `None` for a manifest
 /// stored by digest (tags never contain ':').
 pub fn tag_from_manifest_key(prefix: &str, key: &str) -> Option<Tag> {
@@ -194,6 +290,20 @@ mod tests {
             webhook_from_key(&webhook_key("acme/*", "ci")),
             Some(("acme/*", "ci"))
         );
+        assert_eq!(
+            ContentKey::parse(&blob_key(&r, &d)),
+            Some(ContentKey::Blob(r.clone(), d.clone()))
+        );
+        let manifest = ContentKey::parse(&manifest_digest_key(&r, &d)).unwrap();
+        assert_eq!(manifest, ContentKey::Manifest(r.clone(), d.clone()));
+        assert_eq!(manifest.key(), manifest_digest_key(&r, &d));
+        assert_eq!(ContentKey::parse(&format!("{prefix}v1")), None);
+        assert_eq!(ContentKey::parse(&tags_list_key(&r)), None);
+        let subject = Digest::of(b"s");
+        assert_eq!(
+            referrer_from_key(&referrer_key(&r, &subject, &d)),
+            Some((r, subject, d))
+        );
     }
 
     #[test]
@@ -203,5 +313,27 @@ mod tests {
         let newer = webhook_log_key(&r, 2_000, "a");
         assert!(newer < older);
         assert!(newer.starts_with(&webhook_log_prefix(&r)));
+    }
+
+    #[test]
+    fn nested_repositories_keep_their_own_keys() {
+        let parent = repo("acme");
+        let child = repo("acme/web");
+        let d = Digest::of(b"x");
+        for key in [blob_key(&parent, &d), tags_list_key(&parent)] {
+            assert!(belongs_to(&parent, &key), "{key}");
+        }
+        assert!(belongs_to(&parent, &referrer_key(&parent, &d, &d)));
+        for key in [
+            blob_key(&child, &d),
+            tags_list_key(&child),
+            referrer_key(&child, &d, &d),
+        ] {
+            assert!(!belongs_to(&parent, &key), "{key}");
+            assert!(
+                key.starts_with(&repository_prefix(&parent))
+                    || key.starts_with(&repository_referrers_prefix(&parent))
+            );
+        }
     }
 }

@@ -10,7 +10,7 @@ use berth_core::access::{
     self, AccessConfig, AccessError, Name, Pattern, TokenRecord, UserRecord, keys,
 };
 use berth_core::layout::ACCESS_PREFIX;
-use berth_core::store::{Store, StoreError, WriteMeta};
+use berth_core::store::{Store, StoreError, WriteMeta, list_all};
 use bytes::Bytes;
 
 #[derive(Debug, thiserror::Error)]
@@ -115,28 +115,6 @@ pub async fn remove_user(store: &dyn Store, user: &Name) -> Result<(), AdminErro
         }
     }
     Ok(())
-}
-
-pub(crate) async fn list_all(store: &dyn Store, prefix: &str) -> Result<Vec<String>, StoreError> {
-    list_all_after(store, prefix, None).await
-}
-
-/// Every key under `prefix` that sorts after `start_after`, page by page.
-pub(crate) async fn list_all_after(
-    store: &dyn Store,
-    prefix: &str,
-    start_after: Option<&String>,
-) -> Result<Vec<String>, StoreError> {
-    let mut keys: Vec<String> = Vec::new();
-    loop {
-        let after = keys.last().or(start_after).map(String::as_str);
-        let page = store.list(prefix, after, 1000).await?;
-        let done = page.len() < 1000;
-        keys.extend(page);
-        if done {
-            return Ok(keys);
-        }
-    }
 }
 
 /// Creates an access token and returns it: the only time it is ever shown.

@@ -1,4 +1,5 @@
-//! `berth user|token|org|team|repo|access`: clap verbs over `access_admin`.
+//! `berth user|token|org|team|repo|access`: clap verbs over `access_admin` (`repo rm`
+//! is `lifecycle_commands`').
 
 use std::io::BufRead;
 
@@ -73,6 +74,8 @@ pub enum RepoCommand {
     Public { repository: String },
     /// Require a login with pull access again.
     Private { repository: String },
+    /// Remove the repository: tags, manifests, blobs (asks first unless --yes).
+    Rm(crate::lifecycle_commands::RepoRmArgs),
 }
 
 #[derive(Subcommand)]
@@ -180,6 +183,7 @@ pub async fn repo(store: &dyn Store, command: RepoCommand) -> anyhow::Result<()>
     let (repository, public) = match command {
         RepoCommand::Public { repository } => (repository, true),
         RepoCommand::Private { repository } => (repository, false),
+        RepoCommand::Rm(args) => return crate::lifecycle_commands::repo_rm(store, args).await,
     };
     let repository: Repository = repository.parse()?;
     admin::set_public(store, &repository, public).await?;

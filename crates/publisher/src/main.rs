@@ -1,6 +1,7 @@
 //! `berth`: publish images into a berth store. Thin clap verbs over the library.
 
 mod access_commands;
+mod lifecycle_commands;
 mod signing_commands;
 mod webhook_commands;
 
@@ -57,9 +58,16 @@ enum Command {
     /// Manage teams and what they may pull.
     #[command(subcommand)]
     Team(access_commands::TeamCommand),
-    /// Make repositories public or private.
+    /// Make repositories public or private, or remove one.
     #[command(subcommand)]
     Repo(access_commands::RepoCommand),
+    /// Remove tags.
+    #[command(subcommand)]
+    Tag(lifecycle_commands::TagCommand),
+    /// Remove a manifest by digest (REPO@DIGEST).
+    Rm(lifecycle_commands::RmArgs),
+    /// Remove manifests and blobs no tag reaches; safe while others publish.
+    Gc(lifecycle_commands::GcArgs),
     /// Inspect the access configuration.
     #[command(subcommand)]
     Access(access_commands::AccessCommand),
@@ -115,6 +123,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Org(c) => access_commands::org(&*open(store).await?, c).await,
         Command::Team(c) => access_commands::team(&*open(store).await?, c).await,
         Command::Repo(c) => access_commands::repo(&*open(store).await?, c).await,
+        Command::Tag(c) => lifecycle_commands::tag(&*open(store).await?, c).await,
+        Command::Rm(args) => lifecycle_commands::rm(&*open(store).await?, args).await,
+        Command::Gc(args) => lifecycle_commands::gc(&*open(store).await?, args).await,
         Command::Access(c) => access_commands::access(&*open(store).await?, c).await,
         Command::Key(c) => signing_commands::key(c),
         Command::Sign(args) => {

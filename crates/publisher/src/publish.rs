@@ -1,7 +1,9 @@
 //! `publish`: writes a bundle into a store in crash-safe order: blobs, child
 //! manifests, indexes, the repository marker, tags, then the derived static copies.
 //! A kill at any point leaves every tag pointing at complete content, because a tag
-//! is written only after everything it reaches exists.
+//! is written only after everything it reaches exists. What the store already holds
+//! is touched rather than skipped and re-checked [`gc::SETTLE`] later, before any tag,
+//! so a concurrent `berth gc` never removes it from under a new tag (docs/gc.md).
 
 use berth_core::layout::{self, DIGEST_METADATA};
 use berth_core::store::{Store, WriteMeta};
@@ -12,6 +14,7 @@ use serde::Serialize;
 
 use crate::derived;
 use crate::error::PublishError;
+use crate::gc;
 use crate::observer::{BlobOutcome, Observer};
 use crate::plan::{self, ManifestWrite};
 use crate::source::{BlobRef, Bundle, Content};
@@ -75,8 +78,11 @@ pub async fn publish(
     };
     // Every blob is attempted before failing, so one bad blob does not abandon
     // uploads half-way; nothing below runs unless all succeeded.
+    let mut outcomes_present = Vec::with_capacity(plan.blobs.len());
     for (blob, outcome) in plan.blobs.iter().zip(outcomes) {
-        match outcome? {
+        let outcome = outcome?;
+        outcomes_present.push(outcome == BlobOutcome::Present);
+        match outcome {
             BlobOutcome::Uploaded => {
                 report.blobs_uploaded += 1;
                 report.bytes_uploaded += blob.size;
@@ -86,11 +92,20 @@ pub async fn publish(
         }
     }
 
+    let mut reused: Vec<Reused> = plan
+        .blobs
+        .iter()
+        .zip(&outcomes_present)
+        .filter(|(_, present)| **present)
+        .map(|(blob, _)| Reused::Blob(blob))
+        .collect();
     for manifest in &plan.manifests {
-        if write_manifest(store, repository, manifest).await? {
-            report.manifests_written += 1;
+        match write_manifest(store, repository, manifest).await? {
+            ManifestOutcome::Written => report.manifests_written += 1,
+            ManifestOutcome::Touched => reused.push(Reused::Manifest(manifest)),
         }
     }
+    settle(store, bundle, repository, reused, observer).await?;
     store
         .put(
             &layout::repository_marker_key(repository),
@@ -124,7 +139,10 @@ async fn publish_blob(
     observer: &dyn Observer,
 ) -> Result<BlobOutcome, PublishError> {
     let key = layout::blob_key(repository, &blob.digest);
-    let outcome = if store.head(&key).await?.is_some_and(|m| m.size == blob.size) {
+    // A reused blob is touched, so garbage collection sees it as just written (see
+    // docs/gc.md); one deleted before the touch is published again below.
+    let present = store.head(&key).await?.is_some_and(|m| m.size == blob.size);
+    let outcome = if present && store.touch(&key).await? {
         BlobOutcome::Present
     } else if let Some(from) = copy_from_holder(store, repository, blob, &key).await? {
         BlobOutcome::Copied { from }
@@ -194,19 +212,85 @@ async fn copy_from_holder(
     Ok(None)
 }
 
-/// Writes a manifest under its digest unless already there; `true` if written.
+/// Something a publish found in the store and touched instead of writing.
+enum Reused<'a> {
+    Blob(&'a BlobRef),
+    Manifest(&'a ManifestWrite),
+}
+
+impl Reused<'_> {
+    fn key(&self, repository: &Repository) -> String {
+        match self {
+            Reused::Blob(blob) => layout::blob_key(repository, &blob.digest),
+            Reused::Manifest(m) => layout::manifest_digest_key(repository, &m.blob.digest),
+        }
+    }
+}
+
+/// Waits [`gc::SETTLE`] after touching reused objects, then checks they still exist
+/// and publishes again any that garbage collection removed just before the touch
+/// landed; repeats until a round touches nothing. Tags are written only after this,
+/// so they never reach an object a concurrent collection deleted (docs/gc.md).
+async fn settle(
+    store: &dyn Store,
+    bundle: &Bundle,
+    repository: &Repository,
+    mut reused: Vec<Reused<'_>>,
+    observer: &dyn Observer,
+) -> Result<(), PublishError> {
+    while !reused.is_empty() {
+        tokio::time::sleep(gc::SETTLE).await;
+        let mut again = Vec::new();
+        for item in reused {
+            if store.head(&item.key(repository)).await?.is_some() {
+                continue;
+            }
+            tracing::warn!(key = %item.key(repository), "removed by garbage collection while reused; publishing it again");
+            match item {
+                Reused::Blob(blob) => {
+                    if publish_blob(store, bundle, repository, blob, observer).await?
+                        == BlobOutcome::Present
+                    {
+                        again.push(Reused::Blob(blob));
+                    }
+                }
+                Reused::Manifest(manifest) => {
+                    if write_manifest(store, repository, manifest).await?
+                        == ManifestOutcome::Touched
+                    {
+                        again.push(Reused::Manifest(manifest));
+                    }
+                }
+            }
+        }
+        reused = again;
+    }
+    Ok(())
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum ManifestOutcome {
+    Written,
+    /// Already there: touched, as a reused blob is.
+    Touched,
+}
+
+/// Writes a manifest under its digest unless already there (then touches it).
 async fn write_manifest(
     store: &dyn Store,
     repository: &Repository,
     manifest: &ManifestWrite,
-) -> Result<bool, PublishError> {
+) -> Result<ManifestOutcome, PublishError> {
     let key = layout::manifest_digest_key(repository, &manifest.blob.digest);
-    let written = store.head(&key).await?.is_none();
-    if written {
+    // Content-addressed: whatever is under the key is this manifest.
+    let outcome = if store.touch(&key).await? {
+        ManifestOutcome::Touched
+    } else {
         store
             .put(&key, manifest.bytes.clone(), &manifest_meta(&manifest.blob))
             .await?;
-    }
+        ManifestOutcome::Written
+    };
     if let Some((subject, descriptor)) = &manifest.referrer {
         // After the manifest, so every listed referrer exists; rewritten on every
         // publish, so one lost to a crash comes back.
@@ -216,7 +300,7 @@ async fn write_manifest(
             .put(&key, body, &WriteMeta::new("application/json"))
             .await?;
     }
-    Ok(written)
+    Ok(outcome)
 }
 
 fn manifest_meta(blob: &BlobRef) -> WriteMeta {

@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::{
-    FileSegment, Object, ObjectMeta, ObjectReader, Progress, Store, StoreError, WriteMeta,
+    FileSegment, ListEntry, Object, ObjectMeta, ObjectReader, Progress, Store, StoreError,
+    WriteMeta,
 };
 use crate::digest::{Digest, Hasher};
 
@@ -50,7 +51,7 @@ impl DirStore {
         self.root.join(META_DIR).join(format!("{key}.json"))
     }
 
-    fn read_meta(&self, key: &str, size: u64) -> Result<ObjectMeta, StoreError> {
+    fn read_meta(&self, key: &str, file: &fs::Metadata) -> Result<ObjectMeta, StoreError> {
         let path = self.sidecar_path(key);
         let sidecar: Sidecar = match fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
@@ -58,9 +59,10 @@ impl DirStore {
             Err(e) => return Err(StoreError::io(path, e)),
         };
         Ok(ObjectMeta {
-            size,
+            size: file.len(),
             content_type: sidecar.content_type,
             metadata: sidecar.metadata,
+            modified: file.modified().ok(),
         })
     }
 
@@ -158,7 +160,7 @@ impl DirStore {
         let source = self.object_path(from)?;
         self.object_path(to)?;
         let meta = match fs::metadata(&source) {
-            Ok(m) => self.read_meta(from, m.len())?,
+            Ok(m) => self.read_meta(from, &m)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(StoreError::io(source, e)),
         };
@@ -186,7 +188,7 @@ impl DirStore {
         prefix: &str,
         start_after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<ListEntry>, StoreError> {
         // Walk only the deepest directory the prefix names.
         let base = prefix.rfind('/').map_or("", |i| &prefix[..i]);
         let mut keys = Vec::new();
@@ -194,7 +196,44 @@ impl DirStore {
         keys.retain(|k| k.starts_with(prefix) && start_after.is_none_or(|s| k.as_str() > s));
         keys.sort();
         keys.truncate(limit);
-        Ok(keys)
+        let mut entries = Vec::with_capacity(keys.len());
+        for key in keys {
+            let path = self.root.join(&key);
+            let file = match fs::metadata(&path) {
+                Ok(file) => file,
+                // Removed since the walk: a listing is a snapshot anyway.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StoreError::io(path, e)),
+            };
+            let modified = file.modified().map_err(|e| StoreError::io(&path, e))?;
+            entries.push(ListEntry {
+                key,
+                size: file.len(),
+                modified,
+            });
+        }
+        Ok(entries)
+    }
+
+    fn touch_sync(&self, key: &str) -> Result<bool, StoreError> {
+        let path = self.object_path(key)?;
+        // A hard-linked copy shares the inode, so its holders are renewed too: harmless,
+        // garbage collection only ever keeps more.
+        let file = match File::options().write(true).open(&path) {
+            Ok(file) => file,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Ok(false);
+            }
+            Err(e) => return Err(StoreError::io(path, e)),
+        };
+        file.set_modified(std::time::SystemTime::now())
+            .map_err(|e| StoreError::io(&path, e))?;
+        Ok(true)
     }
 }
 
@@ -261,6 +300,18 @@ fn check_key(key: &str) -> Result<(), StoreError> {
     }
 }
 
+/// A file's bytes and the metadata of the same open file.
+fn read_with_metadata(path: &Path) -> io::Result<(Vec<u8>, fs::Metadata)> {
+    let mut file = File::open(path)?;
+    let metadata = file.metadata()?;
+    if metadata.is_dir() {
+        return Err(io::ErrorKind::IsADirectory.into());
+    }
+    let mut body = Vec::with_capacity(metadata.len() as usize);
+    file.read_to_end(&mut body)?;
+    Ok((body, metadata))
+}
+
 /// Runs blocking file I/O off the async runtime.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
@@ -281,7 +332,7 @@ impl Store for DirStore {
         let this = self.clone();
         let key = key.to_owned();
         blocking(move || match fs::metadata(&path) {
-            Ok(m) if m.is_file() => this.read_meta(&key, m.len()).map(Some),
+            Ok(m) if m.is_file() => this.read_meta(&key, &m).map(Some),
             Ok(_) => Ok(None),
             Err(e)
                 if matches!(
@@ -300,9 +351,9 @@ impl Store for DirStore {
         let path = self.object_path(key)?;
         let this = self.clone();
         let key = key.to_owned();
-        blocking(move || match fs::read(&path) {
-            Ok(body) => Ok(Some(Object {
-                meta: this.read_meta(&key, body.len() as u64)?,
+        blocking(move || match read_with_metadata(&path) {
+            Ok((body, file)) => Ok(Some(Object {
+                meta: this.read_meta(&key, &file)?,
                 body: Bytes::from(body),
             })),
             Err(e)
@@ -353,7 +404,7 @@ impl Store for DirStore {
         let meta = {
             let this = self.clone();
             let key = key.to_owned();
-            blocking(move || this.read_meta(&key, size)).await?
+            blocking(move || this.read_meta(&key, &metadata)).await?
         };
         let body = tokio_util::io::ReaderStream::new(file.take(range.end - range.start));
         Ok(Some(ObjectReader {
@@ -400,16 +451,22 @@ impl Store for DirStore {
         blocking(move || this.copy_sync(&from, &to)).await
     }
 
-    async fn list(
+    async fn list_entries(
         &self,
         prefix: &str,
         start_after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<ListEntry>, StoreError> {
         let this = self.clone();
         let prefix = prefix.to_owned();
         let start_after = start_after.map(str::to_owned);
         blocking(move || this.list_sync(&prefix, start_after.as_deref(), limit)).await
+    }
+
+    async fn touch(&self, key: &str) -> Result<bool, StoreError> {
+        let this = self.clone();
+        let key = key.to_owned();
+        blocking(move || this.touch_sync(&key)).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {

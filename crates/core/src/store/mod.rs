@@ -14,7 +14,7 @@ use std::fmt;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -32,6 +32,18 @@ pub struct ObjectMeta {
     pub content_type: Option<String>,
     /// User metadata (`x-amz-meta-*` on S3), lowercase keys.
     pub metadata: BTreeMap<String, String>,
+    /// When the object was last written or touched, by the store's clock (S3's
+    /// `Last-Modified`, a file's mtime); garbage collection's grace window reads it.
+    pub modified: Option<SystemTime>,
+}
+
+/// One key of a listing, with what garbage collection needs to judge it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListEntry {
+    pub key: String,
+    pub size: u64,
+    /// Last write or touch, by the store's clock.
+    pub modified: SystemTime,
 }
 
 /// A small object read whole (manifests, markers, JSON documents).
@@ -170,10 +182,71 @@ pub trait Store: Send + Sync + fmt::Debug {
         prefix: &str,
         start_after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<String>, StoreError>;
+    ) -> Result<Vec<String>, StoreError> {
+        let entries = self.list_entries(prefix, start_after, limit).await?;
+        Ok(entries.into_iter().map(|e| e.key).collect())
+    }
+
+    /// [`Store::list`] with each key's size and last-modified time (the same one
+    /// request per page on S3).
+    async fn list_entries(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ListEntry>, StoreError>;
+
+    /// Renews the object's last-modified time, bytes and metadata unchanged, so
+    /// garbage collection treats it as just written; `false` when it does not exist.
+    /// A publish touches every object it reuses instead of writing (see docs/gc.md).
+    async fn touch(&self, key: &str) -> Result<bool, StoreError>;
 
     /// Removes `key`; absent keys are not an error.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// Listing pages asked for when reading a whole prefix.
+const LIST_PAGE: usize = 1000;
+
+/// Every key under `prefix`, page after page (for admin-sized prefixes and sweeps).
+pub async fn list_all(store: &dyn Store, prefix: &str) -> Result<Vec<String>, StoreError> {
+    let entries = list_all_entries(store, prefix).await?;
+    Ok(entries.into_iter().map(|e| e.key).collect())
+}
+
+/// [`list_all`] with sizes and times.
+pub async fn list_all_entries(
+    store: &dyn Store,
+    prefix: &str,
+) -> Result<Vec<ListEntry>, StoreError> {
+    list_entries_after(store, prefix, None).await
+}
+
+/// The keys under `prefix` that sort after `start_after`, page by page.
+pub async fn list_all_after(
+    store: &dyn Store,
+    prefix: &str,
+    start_after: Option<&str>,
+) -> Result<Vec<String>, StoreError> {
+    let entries = list_entries_after(store, prefix, start_after).await?;
+    Ok(entries.into_iter().map(|e| e.key).collect())
+}
+
+async fn list_entries_after(
+    store: &dyn Store,
+    prefix: &str,
+    start_after: Option<&str>,
+) -> Result<Vec<ListEntry>, StoreError> {
+    let mut entries: Vec<ListEntry> = Vec::new();
+    loop {
+        let after = entries.last().map(|e| e.key.as_str()).or(start_after);
+        let page = store.list_entries(prefix, after, LIST_PAGE).await?;
+        let done = page.len() < LIST_PAGE;
+        entries.extend(page);
+        if done {
+            return Ok(entries);
+        }
+    }
 }
 
 /// Options that apply when opening a store from a URL.

@@ -9,7 +9,7 @@
 
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
@@ -21,13 +21,14 @@ use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumVal
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
 use bytes::Bytes;
 use futures::TryStreamExt;
 use tokio::sync::Semaphore;
 
 use super::{
-    FileSegment, Object, ObjectMeta, ObjectReader, Progress, Store, StoreError, WriteMeta,
+    FileSegment, ListEntry, Object, ObjectMeta, ObjectReader, Progress, Store, StoreError,
+    WriteMeta,
 };
 use crate::digest::{Digest, Hasher};
 
@@ -419,6 +420,7 @@ impl Store for S3Store {
                 output.content_length,
                 output.content_type,
                 output.metadata,
+                output.last_modified,
             ))),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(s3_error("HeadObject", key, e)),
@@ -463,7 +465,12 @@ impl Store for S3Store {
             Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => return Err(s3_error("GetObject", key, e)),
         };
-        let meta = object_meta(output.content_length, output.content_type, output.metadata);
+        let meta = object_meta(
+            output.content_length,
+            output.content_type,
+            output.metadata,
+            output.last_modified,
+        );
         let body = tokio_util::io::ReaderStream::new(output.body.into_async_read());
         Ok(Some(ObjectReader {
             meta,
@@ -533,15 +540,15 @@ impl Store for S3Store {
         }
     }
 
-    async fn list(
+    async fn list_entries(
         &self,
         prefix: &str,
         start_after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
-        let mut keys = Vec::new();
+    ) -> Result<Vec<ListEntry>, StoreError> {
+        let mut entries = Vec::new();
         let mut continuation = None;
-        while keys.len() < limit {
+        while entries.len() < limit {
             let page = self
                 .client
                 .list_objects_v2()
@@ -549,22 +556,56 @@ impl Store for S3Store {
                 .prefix(self.object_key(prefix))
                 .set_start_after(start_after.map(|s| self.object_key(s)))
                 .set_continuation_token(continuation.take())
-                .max_keys((limit - keys.len()).min(1000) as i32)
+                .max_keys((limit - entries.len()).min(1000) as i32)
                 .send()
                 .await
                 .map_err(|e| s3_error("ListObjectsV2", prefix, e))?;
-            keys.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|o| o.key()?.strip_prefix(&self.prefix).map(str::to_owned)),
-            );
+            entries.extend(page.contents().iter().filter_map(|o| {
+                Some(ListEntry {
+                    key: o.key()?.strip_prefix(&self.prefix)?.to_owned(),
+                    size: o.size().unwrap_or_default().max(0) as u64,
+                    // A listing without times would make every object look new, which
+                    // only ever keeps more.
+                    modified: o
+                        .last_modified()
+                        .and_then(|t| SystemTime::try_from(*t).ok())
+                        .unwrap_or_else(SystemTime::now),
+                })
+            }));
             match page.next_continuation_token {
                 Some(token) if page.is_truncated == Some(true) => continuation = Some(token),
                 _ => break,
             }
         }
-        keys.truncate(limit);
-        Ok(keys)
+        entries.truncate(limit);
+        Ok(entries)
+    }
+
+    async fn touch(&self, key: &str) -> Result<bool, StoreError> {
+        let Some(meta) = self.head(key).await? else {
+            return Ok(false);
+        };
+        if meta.size > self.single_copy_limit {
+            return self.copy_multipart(key, key, meta.size).await;
+        }
+        // S3 refuses a copy onto itself that changes nothing; replacing the metadata
+        // with the same metadata is the documented way to renew an object.
+        let copied = self
+            .client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(self.object_key(key))
+            .copy_source(self.copy_source(key))
+            .metadata_directive(MetadataDirective::Replace)
+            .set_content_type(meta.content_type)
+            .set_metadata(Some(meta.metadata.into_iter().collect()))
+            .send()
+            .await;
+        match copied {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(s3_error("CopyObject", key, e)),
+        }
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
@@ -606,11 +647,13 @@ fn object_meta(
     content_length: Option<i64>,
     content_type: Option<String>,
     metadata: Option<std::collections::HashMap<String, String>>,
+    last_modified: Option<aws_smithy_types::DateTime>,
 ) -> ObjectMeta {
     ObjectMeta {
         size: content_length.unwrap_or_default().max(0) as u64,
         content_type,
         metadata: metadata.unwrap_or_default().into_iter().collect(),
+        modified: last_modified.and_then(|t| SystemTime::try_from(t).ok()),
     }
 }
 

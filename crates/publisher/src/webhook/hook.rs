@@ -6,12 +6,12 @@
 use berth_core::Repository;
 use berth_core::access::{self, Pattern};
 use berth_core::layout;
-use berth_core::store::Store;
+use berth_core::store::{Store, list_all};
 use futures::{StreamExt, TryStreamExt, stream};
 use serde::{Deserialize, Serialize};
 
 use super::WebhookError;
-use crate::access_admin::{exists, list_all, now, put_json};
+use crate::access_admin::{exists, now, put_json};
 
 /// What a hook's object holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]

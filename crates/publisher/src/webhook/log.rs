@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use berth_core::Repository;
 use berth_core::layout;
-use berth_core::store::{Store, StoreError};
+use berth_core::store::{Store, StoreError, list_all_after};
 use futures::{StreamExt, TryStreamExt, stream};
 use serde::{Deserialize, Serialize};
 
@@ -73,7 +73,7 @@ pub async fn prune(store: &dyn Store, repository: &Repository) {
         if newest.len() < KEPT {
             return Ok::<_, StoreError>(());
         }
-        let older = crate::access_admin::list_all_after(store, &prefix, newest.last()).await?;
+        let older = list_all_after(store, &prefix, newest.last().map(String::as_str)).await?;
         for key in older {
             store.delete(&key).await?;
         }
