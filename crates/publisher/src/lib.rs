@@ -13,6 +13,7 @@ pub mod error;
 pub mod observer;
 pub mod plan;
 pub mod publish;
+pub mod site;
 pub mod source;
 
 pub use error::PublishError;

@@ -1,6 +1,7 @@
 //! `berth`: publish images into a berth store. Thin clap verbs over the library.
 
 mod access_commands;
+mod site_commands;
 
 use std::process::ExitCode;
 
@@ -61,6 +62,9 @@ enum Command {
     /// Inspect the access configuration.
     #[command(subcommand)]
     Access(access_commands::AccessCommand),
+    /// The catalog site the store serves (index.html, r/<repo>/).
+    #[command(subcommand)]
+    Site(site_commands::SiteCommand),
 }
 
 #[derive(Args)]
@@ -102,6 +106,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Team(c) => access_commands::team(&*open(store).await?, c).await,
         Command::Repo(c) => access_commands::repo(&*open(store).await?, c).await,
         Command::Access(c) => access_commands::access(&*open(store).await?, c).await,
+        Command::Site(c) => site_commands::site(&*open(store).await?, c).await,
     }
 }
 

@@ -3,7 +3,7 @@
 //! A kill at any point leaves every tag pointing at complete content, because a tag
 //! is written only after everything it reaches exists.
 
-use berth_core::layout::{self, DIGEST_METADATA};
+use berth_core::layout::{self, DIGEST_METADATA, PUSHED_AT_METADATA};
 use berth_core::store::{Store, WriteMeta};
 use berth_core::{Repository, Tag};
 use bytes::Bytes;
@@ -95,12 +95,13 @@ pub async fn publish(
         )
         .await?;
     let root = plan.root();
+    let pushed_at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
     for tag in tags {
         store
             .put(
                 &layout::tag_key(repository, tag),
                 root.bytes.clone(),
-                &manifest_meta(&root.blob),
+                &manifest_meta(&root.blob).with(PUSHED_AT_METADATA, &pushed_at),
             )
             .await?;
         observer.note(&format!(
