@@ -75,13 +75,16 @@ function accessibilityProblems() {
   return problems;
 }
 
-const profile = mkdtempSync(join(tmpdir(), 'berth-chromium-'));
+// Playwright gives the browser a fresh --user-data-dir of its own (refusing one in
+// args); its temporary files go under this directory, removed at the end.
+const scratch = mkdtempSync(join(tmpdir(), 'berth-chromium-'));
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',
   headless: true,
+  downloadsPath: scratch,
+  tracesDir: scratch,
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    `--user-data-dir=${profile}`],
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
 const result = {};
 try {
@@ -160,6 +163,6 @@ try {
   result.noJsListed = await plain.$$eval('li[data-name]', (lis) => lis.map((li) => li.dataset.name));
 } finally {
   await browser.close();
-  rmSync(profile, { recursive: true, force: true });
+  rmSync(scratch, { recursive: true, force: true });
 }
 console.log(JSON.stringify(result));
