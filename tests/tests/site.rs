@@ -27,7 +27,10 @@ docker run -p 8080:8080 registry.example.test/acme/web:v2
 "#;
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 /// An OCI layout with one image (`archs` = 1) or an index of images, one per arch.
@@ -79,14 +82,21 @@ fn publish_fixture(t: &TestStore, dir: &Path) {
         "--readme",
         readme.to_str().unwrap(),
     ]));
-    success(&t.berth(&["repo", "describe", "tools/lint", "--summary", "Lints Dockerfiles"]));
+    success(&t.berth(&[
+        "repo",
+        "describe",
+        "tools/lint",
+        "--summary",
+        "Lints Dockerfiles",
+    ]));
     success(&t.berth(&["repo", "describe", "acme/secret-vault", "--summary", "hush"]));
 }
 
 fn run_browser(site_url: &str) -> Value {
     let browser = workspace_root().join("tests/browser");
     assert!(
-        Path::new("/usr/bin/chromium").exists() && browser.join("node_modules/playwright-core").exists(),
+        Path::new("/usr/bin/chromium").exists()
+            && browser.join("node_modules/playwright-core").exists(),
         "the browser tests need chromium and playwright-core: run scripts/chromium-up"
     );
     let mut command = Command::new("node");
@@ -147,7 +157,9 @@ async fn a_browser_reads_searches_and_opens_public_repositories_on_the_static_ho
     assert_eq!(tags[0][0], "v2");
     let platforms = tags[0][2].as_str().unwrap();
     assert!(
-        platforms.contains("linux/amd64") && platforms.contains("linux/arm64") && platforms.contains("index"),
+        platforms.contains("linux/amd64")
+            && platforms.contains("linux/arm64")
+            && platforms.contains("index"),
         "{platforms}"
     );
     assert_eq!(tags[1][0], "v1");
@@ -155,16 +167,38 @@ async fn a_browser_reads_searches_and_opens_public_repositories_on_the_static_ho
     for row in tags {
         assert!(row[1].as_str().unwrap().starts_with("sha256:"), "{row}");
         assert!(row[3].as_str().unwrap().ends_with('B'), "size: {row}");
-        assert!(row[4].as_str().unwrap().ends_with("UTC"), "pushed at: {row}");
+        assert!(
+            row[4].as_str().unwrap().ends_with("UTC"),
+            "pushed at: {row}"
+        );
     }
-    assert!(seen["readme"].as_str().unwrap().contains("Serves the acme web site"));
+    assert!(
+        seen["readme"]
+            .as_str()
+            .unwrap()
+            .contains("Serves the acme web site")
+    );
     // Nothing from the README ran: no globals set, no dialog, no script left in the DOM.
-    assert_eq!(seen["injected"], serde_json::json!([null, null, null]), "{seen}");
-    assert_eq!(seen["injectedAfterClicks"], serde_json::json!([null, null, null]), "{seen}");
+    assert_eq!(
+        seen["injected"],
+        serde_json::json!([null, null, null]),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["injectedAfterClicks"],
+        serde_json::json!([null, null, null]),
+        "{seen}"
+    );
     assert_eq!(seen["dialogs"], serde_json::json!([]), "{seen}");
     assert_eq!(seen["scriptsInReadme"], 0);
-    assert_eq!(seen["phoneOverflow"], false, "the home page scrolls sideways on a phone");
-    assert_eq!(seen["phoneRepoOverflow"], false, "the repository page scrolls sideways on a phone");
+    assert_eq!(
+        seen["phoneOverflow"], false,
+        "the home page scrolls sideways on a phone"
+    );
+    assert_eq!(
+        seen["phoneRepoOverflow"], false,
+        "the repository page scrolls sideways on a phone"
+    );
     assert_eq!(
         seen["noJsListed"],
         serde_json::json!(["acme/api", "acme/web", "tools/lint"]),
@@ -174,9 +208,24 @@ async fn a_browser_reads_searches_and_opens_public_repositories_on_the_static_ho
     // Turning a repository private removes its page and every mention of it.
     success(&t.berth(&["repo", "private", "acme/api"]));
     assert!(!t.exists("r/acme/api/index.html").await);
-    assert!(!t.get_json("site/index.json").await.to_string().contains("acme/api"));
-    let home = http().get(&site_url).send().await.unwrap().text().await.unwrap();
-    assert!(home.contains("acme/web") && !home.contains("acme/api"), "{home}");
+    assert!(
+        !t.get_json("site/index.json")
+            .await
+            .to_string()
+            .contains("acme/api")
+    );
+    let home = http()
+        .get(&site_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        home.contains("acme/web") && !home.contains("acme/api"),
+        "{home}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,20 +239,45 @@ async fn berth_serve_answers_the_root_with_the_home_page() {
 
     let home = client.get(server.url("/")).send().await.unwrap();
     assert_eq!(home.status(), 200);
-    assert!(home.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        home.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     let home = home.text().await.unwrap();
-    assert!(home.contains("<h1>Container images</h1>") && home.contains("href=\"r/acme/web/\""), "{home}");
+    assert!(
+        home.contains("<h1>Container images</h1>") && home.contains("href=\"r/acme/web/\""),
+        "{home}"
+    );
 
     let page = client.get(server.url("/r/acme/web/")).send().await.unwrap();
     assert_eq!(page.status(), 200);
-    assert!(page.text().await.unwrap().contains("docker pull REGISTRY-HOST/acme/web:v1"));
-    let index: Value = client.get(server.url("/site/index.json")).send().await.unwrap().json().await.unwrap();
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("docker pull REGISTRY-HOST/acme/web:v1")
+    );
+    let index: Value = client
+        .get(server.url("/site/index.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(index["repositories"][0]["name"], "acme/web");
 
     let bare = client.get(server.url("/r/acme/web")).send().await.unwrap();
     assert_eq!(bare.status(), 308);
     assert_eq!(bare.headers()["location"], "/r/acme/web/");
-    for outside in ["/r/acme/nope/", "/_berth/layout.json", "/r/../_berth/layout.json", "/elsewhere"] {
+    for outside in [
+        "/r/acme/nope/",
+        "/_berth/layout.json",
+        "/r/../_berth/layout.json",
+        "/elsewhere",
+    ] {
         let response = client.get(server.url(outside)).send().await.unwrap();
         assert_eq!(response.status(), 404, "{outside}");
     }

@@ -221,10 +221,7 @@ mod tests {
             repository_from_holder_key(&d, &blob_holder_key(&d, &r)),
             Some(r.clone())
         );
-        assert_eq!(
-            repository_from_site_page_key(&site_page_key(&r)),
-            Some(r)
-        );
+        assert_eq!(repository_from_site_page_key(&site_page_key(&r)), Some(r));
     }
 
     #[test]
@@ -242,7 +239,13 @@ mod tests {
             site_key_for_path("r/acme/web/index.html").as_deref(),
             Some("r/acme/web/index.html")
         );
-        for outside in ["r/acme/web", "r/../_berth/x/", "_berth/site.json", "v2/_catalog", "r//"] {
+        for outside in [
+            "r/acme/web",
+            "r/../_berth/x/",
+            "_berth/site.json",
+            "v2/_catalog",
+            "r//",
+        ] {
             assert_eq!(site_key_for_path(outside), None, "{outside}");
         }
     }

@@ -217,9 +217,10 @@ async fn describe(
         bail!("the summary is one line: put longer text in the README (--readme FILE)");
     }
     let readme = match readme {
-        Some(path) => Some(std::fs::read_to_string(&path).map_err(|e| {
-            anyhow::anyhow!("cannot read the README {}: {e}", path.display())
-        })?),
+        Some(path) => Some(
+            std::fs::read_to_string(&path)
+                .map_err(|e| anyhow::anyhow!("cannot read the README {}: {e}", path.display()))?,
+        ),
         None => None,
     };
     site::set_description(store, &repository, summary, readme).await?;
@@ -228,9 +229,7 @@ async fn describe(
         derived::refresh_public(store, site::Change::Repository(&repository)).await?;
         eprintln!("described {repository}; its page is updated");
     } else {
-        eprintln!(
-            "described {repository}; it shows on the site once it is published and public"
-        );
+        eprintln!("described {repository}; it shows on the site once it is published and public");
     }
     Ok(())
 }

@@ -28,26 +28,30 @@ pub async fn serve(
         }
         return Err(RegistryError::NotFound);
     };
-    let Some(reader) = registry.store.read(&key, None).await? else {
-        return Err(RegistryError::NotFound);
+    let (meta, body) = if method == Method::HEAD {
+        let meta = registry.store.head(&key).await?;
+        (meta, Body::empty())
+    } else {
+        match registry.store.read(&key, None).await? {
+            Some(reader) => (Some(reader.meta), Body::from_stream(reader.body)),
+            None => (None, Body::empty()),
+        }
     };
-    let content_type = reader
-        .meta
+    let meta = meta.ok_or(RegistryError::NotFound)?;
+    let content_type = meta
         .content_type
         .as_deref()
         .and_then(|t| HeaderValue::from_str(t).ok())
         .unwrap_or(HeaderValue::from_static(DEFAULT_TYPE));
-    let body = if method == Method::HEAD {
-        Body::empty()
-    } else {
-        Body::from_stream(reader.body)
-    };
     let mut response = Response::new(body);
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, content_type);
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(reader.meta.size));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.size));
     // Pages change with every publish; let caches revalidate quickly.
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=60"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=60"),
+    );
     Ok(response)
 }

@@ -28,7 +28,10 @@ pub struct TagRow {
 }
 
 /// Every tag of `repository`, newest first (tags without a time last, by name).
-pub async fn tag_rows(store: &dyn Store, repository: &Repository) -> Result<Vec<TagRow>, StoreError> {
+pub async fn tag_rows(
+    store: &dyn Store,
+    repository: &Repository,
+) -> Result<Vec<TagRow>, StoreError> {
     let mut tags = Vec::new();
     loop {
         let page = catalog::tags(store, repository, tags.last(), LIST_PAGE).await?;
@@ -98,7 +101,10 @@ async fn index_summary(
     let mut size = 0;
     for child in index.manifests() {
         // Attestations (buildx provenance, SBOMs) are listed as unknown/unknown.
-        let Some(platform) = child.platform().as_ref().filter(|p| p.os().to_string() != "unknown")
+        let Some(platform) = child
+            .platform()
+            .as_ref()
+            .filter(|p| p.os().to_string() != "unknown")
         else {
             continue;
         };

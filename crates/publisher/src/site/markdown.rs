@@ -54,7 +54,8 @@ mod tests {
 
     #[test]
     fn markdown_renders_with_headings_under_the_readme_section() {
-        let html = to_safe_html("# Title\n\nSome *text* and `code`.\n\n| a | b |\n|---|---|\n| 1 | 2 |\n");
+        let html =
+            to_safe_html("# Title\n\nSome *text* and `code`.\n\n| a | b |\n|---|---|\n| 1 | 2 |\n");
         assert!(html.contains("<h3>Title</h3>"), "{html}");
         assert!(html.contains("<em>text</em>"), "{html}");
         assert!(html.contains("<table>"), "{html}");
@@ -63,7 +64,10 @@ mod tests {
     #[test]
     fn heading_levels_keep_their_order_whatever_the_readme_starts_with() {
         let html = to_safe_html("## Usage\n\n### Flags\n");
-        assert!(html.contains("<h3>Usage</h3>") && html.contains("<h4>Flags</h4>"), "{html}");
+        assert!(
+            html.contains("<h3>Usage</h3>") && html.contains("<h4>Flags</h4>"),
+            "{html}"
+        );
     }
 
     #[test]
@@ -76,7 +80,14 @@ mod tests {
             "<iframe src=\"https://example.com\"></iframe>",
             "<div style=\"background:url(javascript:x)\" onclick=\"x()\">d</div>\n"
         ));
-        for forbidden in ["<script", "onerror", "javascript:", "<iframe", "onclick", "style="] {
+        for forbidden in [
+            "<script",
+            "onerror",
+            "javascript:",
+            "<iframe",
+            "onclick",
+            "style=",
+        ] {
             assert!(!html.contains(forbidden), "{forbidden} survived: {html}");
         }
     }

@@ -225,7 +225,9 @@ pub async fn set_description(
 }
 
 pub async fn load_settings(store: &dyn Store) -> Result<Settings, StoreError> {
-    Ok(load_json(store, SITE_SETTINGS_KEY).await?.unwrap_or_default())
+    Ok(load_json(store, SITE_SETTINGS_KEY)
+        .await?
+        .unwrap_or_default())
 }
 
 pub async fn save_settings(store: &dyn Store, settings: &Settings) -> Result<(), StoreError> {
@@ -252,5 +254,7 @@ async fn load_json<T: for<'de> Deserialize<'de>>(
 
 async fn put_json(store: &dyn Store, key: &str, value: &impl Serialize) -> Result<(), StoreError> {
     let body = serde_json::to_vec(value).expect("site documents serialize");
-    store.put(key, Bytes::from(body), &WriteMeta::new(JSON)).await
+    store
+        .put(key, Bytes::from(body), &WriteMeta::new(JSON))
+        .await
 }

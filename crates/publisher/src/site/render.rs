@@ -150,8 +150,14 @@ fn page(title: &str, root: &str, body: &str, script: &str) -> String {
 fn time(rfc3339: Option<&str>) -> String {
     match rfc3339 {
         Some(at) => {
-            let shown = at.get(..16).map_or(at.to_owned(), |s| format!("{} UTC", s.replacen('T', " ", 1)));
-            format!("<time datetime=\"{}\">{}</time>", escape(at), escape(&shown))
+            let shown = at.get(..16).map_or(at.to_owned(), |s| {
+                format!("{} UTC", s.replacen('T', " ", 1))
+            });
+            format!(
+                "<time datetime=\"{}\">{}</time>",
+                escape(at),
+                escape(&shown)
+            )
         }
         None => "unknown".to_owned(),
     }
@@ -267,7 +273,11 @@ pub fn repository(
         let platforms = if row.platforms.is_empty() {
             "unknown".to_owned()
         } else {
-            row.platforms.iter().map(|p| escape(p)).collect::<Vec<_>>().join("<br>")
+            row.platforms
+                .iter()
+                .map(|p| escape(p))
+                .collect::<Vec<_>>()
+                .join("<br>")
         };
         let kind = if row.is_index { " (index)" } else { "" };
         let _ = writeln!(
