@@ -131,16 +131,18 @@ async fn image_summary(
         return Ok((Vec::new(), 0));
     };
     let mut platforms = Vec::new();
-    if let Ok(digest) = manifest.config().digest().to_string().parse::<Digest>() {
-        if let Some(config) = store.get(&layout::blob_key(repository, &digest)).await? {
-            if let Ok(config) = ImageConfiguration::from_reader(&config.body[..]) {
-                let mut name = format!("{}/{}", config.os(), config.architecture());
-                if let Some(variant) = config.variant() {
-                    name = format!("{name}/{variant}");
-                }
-                platforms.push(name);
-            }
+    let config = match manifest.config().digest().to_string().parse::<Digest>() {
+        Ok(digest) => store.get(&layout::blob_key(repository, &digest)).await?,
+        Err(_) => None,
+    };
+    if let Some(config) = config
+        && let Ok(config) = ImageConfiguration::from_reader(&config.body[..])
+    {
+        let mut name = format!("{}/{}", config.os(), config.architecture());
+        if let Some(variant) = config.variant() {
+            name = format!("{name}/{variant}");
         }
+        platforms.push(name);
     }
     Ok((platforms, image_size(&manifest)))
 }
