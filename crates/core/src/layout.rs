@@ -13,6 +13,11 @@
 //! _berth/webhooks/<pattern>/<label>           a webhook (JSON: url, secret) for repositories matching <pattern>
 //! _berth/webhook-log/<name>/<newest-first>-<id>  one delivery's outcome (JSON); keys sort newest first
 //! _berth/gc/clock                             empty; garbage collection reads the store's clock from it
+//! _berth/descriptions/<name>                  {"summary": .., "readme": ..}: `berth repo describe`
+//! _berth/site.json                            {"registry_host": ..}: the catalog site's settings
+//! index.html                                  the catalog site's home: every public repository
+//! site/index.json                             the home page's search index (public repositories only)
+//! r/<name>/index.html                         one page per public repository (served as `r/<name>/`)
 //! v2/index.html                               `{}`, so a static host answers GET /v2/ (index document)
 //! v2/_catalog                                 static copy of the catalog (JSON), rewritten after each publish
 //! v2/<name>/manifests/<tag>                   the tagged manifest, byte for byte (one object per tag)
@@ -20,6 +25,9 @@
 //! v2/<name>/blobs/<digest>                    every blob the repository references (its own copy)
 //! v2/<name>/tags/list                         static copy of the tag list (JSON)
 //! ```
+//!
+//! The catalog site (`index.html`, `site/`, `r/`) holds only what anyone may pull, so a
+//! static host may serve all of it; `v2/` and `_berth/` never collide with its keys.
 //!
 //! Manifest objects carry their media type as Content-Type and their digest in the
 //! `digest` metadata field, so one HEAD answers a manifest HEAD. `docs/layout.md`
@@ -34,6 +42,9 @@ pub const LAYOUT_KEY: &str = "_berth/layout.json";
 
 /// Object metadata field holding a manifest's digest.
 pub const DIGEST_METADATA: &str = "digest";
+/// Tag object metadata field: when the tag was published (RFC 3339 in UTC, with
+/// milliseconds, so times sort as text).
+pub const PUSHED_AT_METADATA: &str = "pushed-at";
 
 /// `GET /v2/` on a static host: the index document of the `v2/` folder.
 pub const API_ROOT_KEY: &str = "v2/index.html";
@@ -41,6 +52,16 @@ pub const CATALOG_KEY: &str = "v2/_catalog";
 
 /// Everything the registry serves; garbage collection lists it whole.
 pub const SERVED_PREFIX: &str = "v2/";
+/// The catalog site's home page, beside `v2/` (a static host's root index document).
+pub const SITE_HOME_KEY: &str = "index.html";
+/// The home page's search index: public repositories with their summaries.
+pub const SITE_INDEX_KEY: &str = "site/index.json";
+/// Settings of the site, recorded by `berth site build` for later publishes.
+pub const SITE_SETTINGS_KEY: &str = "_berth/site.json";
+const SITE_PAGES_PREFIX: &str = "r/";
+const SITE_PAGE_DOCUMENT: &str = "index.html";
+const DESCRIPTIONS_PREFIX: &str = "_berth/descriptions/";
+
 const REPOSITORIES_PREFIX: &str = "_berth/repositories/";
 const BLOB_HOLDERS_PREFIX: &str = "_berth/blob-holders/";
 const REFERRERS_PREFIX: &str = "_berth/referrers/";
@@ -221,6 +242,50 @@ pub fn referrer_from_key(key: &str) -> Option<(Repository, Digest, Digest)> {
     ))
 }
 
+/// A repository's page as linked (`r/acme/web/`), relative to the site's root: static
+/// hosts answer a folder path with its `index.html`.
+pub fn site_page_path(repository: &Repository) -> String {
+    format!("{SITE_PAGES_PREFIX}{repository}/")
+}
+
+pub fn site_page_key(repository: &Repository) -> String {
+    format!("{SITE_PAGES_PREFIX}{repository}/{SITE_PAGE_DOCUMENT}")
+}
+
+pub fn site_pages_prefix() -> &'static str {
+    SITE_PAGES_PREFIX
+}
+
+/// The repository whose page is the key found under [`site_pages_prefix`].
+pub fn repository_from_site_page_key(key: &str) -> Option<Repository> {
+    key.strip_prefix(SITE_PAGES_PREFIX)?
+        .strip_suffix(SITE_PAGE_DOCUMENT)?
+        .strip_suffix('/')?
+        .parse()
+        .ok()
+}
+
+/// The object behind a site path as requested (`""`, `site/index.json`, `r/acme/web/`),
+/// or `None` for anything that is not part of the site.
+pub fn site_key_for_path(path: &str) -> Option<String> {
+    if path.is_empty() {
+        return Some(SITE_HOME_KEY.to_owned());
+    }
+    if path == SITE_HOME_KEY || path == SITE_INDEX_KEY {
+        return Some(path.to_owned());
+    }
+    let name = path.strip_prefix(SITE_PAGES_PREFIX)?;
+    let name = name
+        .strip_suffix(&format!("/{SITE_PAGE_DOCUMENT}"))
+        .or_else(|| name.strip_suffix('/'))?;
+    let repository: Repository = name.parse().ok()?;
+    Some(site_page_key(&repository))
+}
+
+pub fn description_key(repository: &Repository) -> String {
+    format!("{DESCRIPTIONS_PREFIX}{repository}")
+}
+
 /// The tag named by a key found under [`manifests_prefix`], or `None` for a manifest
 /// stored by digest (tags never contain ':').
 pub fn tag_from_manifest_key(prefix: &str, key: &str) -> Option<Tag> {
@@ -302,8 +367,35 @@ mod tests {
         let subject = Digest::of(b"s");
         assert_eq!(
             referrer_from_key(&referrer_key(&r, &subject, &d)),
-            Some((r, subject, d))
+            Some((r.clone(), subject, d))
         );
+        assert_eq!(repository_from_site_page_key(&site_page_key(&r)), Some(r));
+    }
+
+    #[test]
+    fn only_site_paths_map_to_site_keys() {
+        assert_eq!(site_key_for_path("").as_deref(), Some("index.html"));
+        assert_eq!(
+            site_key_for_path("site/index.json").as_deref(),
+            Some("site/index.json")
+        );
+        assert_eq!(
+            site_key_for_path("r/acme/web/").as_deref(),
+            Some("r/acme/web/index.html")
+        );
+        assert_eq!(
+            site_key_for_path("r/acme/web/index.html").as_deref(),
+            Some("r/acme/web/index.html")
+        );
+        for outside in [
+            "r/acme/web",
+            "r/../_berth/x/",
+            "_berth/site.json",
+            "v2/_catalog",
+            "r//",
+        ] {
+            assert_eq!(site_key_for_path(outside), None, "{outside}");
+        }
     }
 
     #[test]

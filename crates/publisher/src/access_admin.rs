@@ -13,6 +13,9 @@ use berth_core::layout::ACCESS_PREFIX;
 use berth_core::store::{Store, StoreError, WriteMeta, list_all};
 use bytes::Bytes;
 
+use crate::derived;
+use crate::site::Change;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     #[error(transparent)]
@@ -66,7 +69,10 @@ pub async fn add_user(store: &dyn Store, user: &Name, password: &str) -> Result<
     let record = UserRecord {
         password: access::hash_password(password),
     };
-    Ok(put_json(store, &keys::user(user), &record).await?)
+    put_json(store, &keys::user(user), &record).await?;
+    // The first user closes an open store: only public repositories stay listed.
+    derived::refresh_public(store, Change::Visibility).await?;
+    Ok(())
 }
 
 pub async fn set_password(
@@ -114,6 +120,8 @@ pub async fn remove_user(store: &dyn Store, user: &Name) -> Result<(), AdminErro
             store.delete(&key).await?;
         }
     }
+    // Removing the last user opens the store: every repository becomes listed.
+    derived::refresh_public(store, Change::Visibility).await?;
     Ok(())
 }
 
@@ -229,7 +237,8 @@ pub async fn set_public(
     } else {
         store.delete(&key).await?;
     }
-    Ok(crate::derived::refresh_catalog(store).await?)
+    derived::refresh_public(store, Change::Visibility).await?;
+    Ok(())
 }
 
 /// What exists, for `berth access show`: names, labels and dates, never secrets.

@@ -1,13 +1,15 @@
 //! `berth user|token|org|team|repo|access`: clap verbs over `access_admin` (`repo rm`
-//! is `lifecycle_commands`').
+//! is `lifecycle_commands`'; `repo describe` writes for the catalog site).
 
 use std::io::BufRead;
+use std::path::PathBuf;
 
 use anyhow::bail;
 use berth_core::Repository;
 use berth_core::access::Name;
 use berth_core::store::Store;
 use berth_publisher::access_admin as admin;
+use berth_publisher::{derived, site};
 use clap::{Args, Subcommand};
 
 #[derive(Subcommand)]
@@ -76,6 +78,16 @@ pub enum RepoCommand {
     Private { repository: String },
     /// Remove the repository: tags, manifests, blobs (asks first unless --yes).
     Rm(crate::lifecycle_commands::RepoRmArgs),
+    /// Set what the repository's page on the catalog site shows.
+    Describe {
+        repository: String,
+        /// One line shown on the home page and under the page's title.
+        #[arg(long)]
+        summary: Option<String>,
+        /// A Markdown file shown as the page's README (rendered and sanitized).
+        #[arg(long)]
+        readme: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -184,6 +196,11 @@ pub async fn repo(store: &dyn Store, command: RepoCommand) -> anyhow::Result<()>
         RepoCommand::Public { repository } => (repository, true),
         RepoCommand::Private { repository } => (repository, false),
         RepoCommand::Rm(args) => return crate::lifecycle_commands::repo_rm(store, args).await,
+        RepoCommand::Describe {
+            repository,
+            summary,
+            readme,
+        } => return describe(store, &repository, summary, readme).await,
     };
     let repository: Repository = repository.parse()?;
     admin::set_public(store, &repository, public).await?;
@@ -191,6 +208,37 @@ pub async fn repo(store: &dyn Store, command: RepoCommand) -> anyhow::Result<()>
         "{repository} is now {}",
         if public { "public" } else { "private" }
     );
+    Ok(())
+}
+
+async fn describe(
+    store: &dyn Store,
+    repository: &str,
+    summary: Option<String>,
+    readme: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let repository: Repository = repository.parse()?;
+    if summary.is_none() && readme.is_none() {
+        bail!("nothing to describe: pass --summary TEXT and/or --readme FILE");
+    }
+    if summary.as_deref().is_some_and(|s| s.contains('\n')) {
+        bail!("the summary is one line: put longer text in the README (--readme FILE)");
+    }
+    let readme = match readme {
+        Some(path) => Some(
+            std::fs::read_to_string(&path)
+                .map_err(|e| anyhow::anyhow!("cannot read the README {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    site::set_description(store, &repository, summary, readme).await?;
+    let public = derived::public_repositories(store).await?;
+    if public.contains(&repository) {
+        derived::refresh_public(store, site::Change::Repository(&repository)).await?;
+        eprintln!("described {repository}; its page is updated");
+    } else {
+        eprintln!("described {repository}; it shows on the site once it is published and public");
+    }
     Ok(())
 }
 

@@ -14,6 +14,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 
 use crate::derived;
 use crate::references::{References, UnreadableManifest};
+use crate::site;
 
 /// Requests in flight at once while reading or deleting many keys.
 const AT_ONCE: usize = 16;
@@ -221,6 +222,6 @@ pub async fn remove_repository(
             .await?;
     }
     store.delete(&marker).await?;
-    derived::refresh_catalog(store).await?;
+    derived::refresh_public(store, site::Change::Visibility).await?;
     Ok(removed + 1)
 }

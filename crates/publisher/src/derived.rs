@@ -1,7 +1,7 @@
 //! Files derived from the store's keys for static hosts: the `GET /v2/` answer, each
-//! repository's `tags/list` and the `_catalog`. They are regenerated from a listing
-//! after every publish, so a later publish repairs one left stale by a crash or a
-//! concurrent publisher.
+//! repository's `tags/list`, the `_catalog` and the catalog site (`site`). They are
+//! regenerated from a listing after every publish, so a later publish repairs one
+//! left stale by a crash or a concurrent publisher.
 
 use berth_core::access::AccessConfig;
 use berth_core::layout::{self, API_ROOT_KEY, CATALOG_KEY, LAYOUT_KEY, LAYOUT_VERSION};
@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::PublishError;
+use crate::site;
 
 const JSON: &str = "application/json";
 /// Tag lists and catalogs are written whole; listing pages of this size.
@@ -43,7 +44,7 @@ pub async fn prepare_store(store: &dyn Store) -> Result<(), PublishError> {
     Ok(put_json(store, LAYOUT_KEY, &json!({ "version": LAYOUT_VERSION })).await?)
 }
 
-/// Rewrites `repository`'s tag list and the catalog from listings.
+/// Rewrites `repository`'s tag list, the catalog and the site from listings.
 pub async fn refresh(store: &dyn Store, repository: &Repository) -> Result<(), StoreError> {
     let mut tags = Vec::new();
     loop {
@@ -61,12 +62,25 @@ pub async fn refresh(store: &dyn Store, repository: &Repository) -> Result<(), S
         &json!({ "name": repository.as_str(), "tags": tags }),
     )
     .await?;
-    refresh_catalog(store).await
+    refresh_public(store, site::Change::Repository(repository)).await?;
+    Ok(())
 }
 
-/// Rewrites the static catalog: the repositories anyone may pull (all of them in an
-/// open store, else the public ones), so a static host never lists a private name.
-pub async fn refresh_catalog(store: &dyn Store) -> Result<(), StoreError> {
+/// Rewrites what shows the repositories anyone may pull: the static catalog and the
+/// catalog site, so a static host never lists a private name.
+pub async fn refresh_public(
+    store: &dyn Store,
+    change: site::Change<'_>,
+) -> Result<site::SiteReport, StoreError> {
+    let public = public_repositories(store).await?;
+    let names: Vec<&str> = public.iter().map(Repository::as_str).collect();
+    put_json(store, CATALOG_KEY, &json!({ "repositories": names })).await?;
+    site::refresh(store, &public, change).await
+}
+
+/// The repositories anyone may pull, in order: all of them in an open store, else the
+/// public ones.
+pub async fn public_repositories(store: &dyn Store) -> Result<Vec<Repository>, StoreError> {
     let access = AccessConfig::load(store).await?;
     let mut repositories = Vec::new();
     loop {
@@ -77,12 +91,8 @@ pub async fn refresh_catalog(store: &dyn Store) -> Result<(), StoreError> {
             break;
         }
     }
-    let visible: Vec<&str> = repositories
-        .iter()
-        .filter(|r| access.can_pull(None, r))
-        .map(Repository::as_str)
-        .collect();
-    put_json(store, CATALOG_KEY, &json!({ "repositories": visible })).await
+    repositories.retain(|r| access.can_pull(None, r));
+    Ok(repositories)
 }
 
 async fn put_json(

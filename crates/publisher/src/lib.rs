@@ -18,6 +18,7 @@ pub mod plan;
 pub mod publish;
 pub mod references;
 pub mod signing;
+pub mod site;
 pub mod source;
 pub mod webhook;
 

@@ -3,6 +3,7 @@
 mod access_commands;
 mod lifecycle_commands;
 mod signing_commands;
+mod site_commands;
 mod webhook_commands;
 
 use std::process::ExitCode;
@@ -81,6 +82,9 @@ enum Command {
     /// Manage webhooks: URLs told about every publish to matching repositories.
     #[command(subcommand)]
     Webhook(webhook_commands::WebhookCommand),
+    /// The catalog site the store serves (index.html, r/<repo>/).
+    #[command(subcommand)]
+    Site(site_commands::SiteCommand),
 }
 
 #[derive(Args)]
@@ -133,6 +137,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Verify(args) => signing_commands::verify(&*open(store).await?, args).await,
         Command::Webhook(c) => webhook_commands::webhook(&*open(store).await?, c).await,
+        Command::Site(c) => site_commands::site(&*open(store).await?, c).await,
     }
 }
 

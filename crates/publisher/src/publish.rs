@@ -5,7 +5,7 @@
 //! is touched rather than skipped and re-checked [`gc::SETTLE`] later, before any tag,
 //! so a concurrent `berth gc` never removes it from under a new tag (docs/gc.md).
 
-use berth_core::layout::{self, DIGEST_METADATA};
+use berth_core::layout::{self, DIGEST_METADATA, PUSHED_AT_METADATA};
 use berth_core::store::{Store, WriteMeta};
 use berth_core::{Repository, Tag};
 use bytes::Bytes;
@@ -114,12 +114,13 @@ pub async fn publish(
         )
         .await?;
     let root = plan.root();
+    let pushed_at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
     for tag in tags {
         store
             .put(
                 &layout::tag_key(repository, tag),
                 root.bytes.clone(),
-                &manifest_meta(&root.blob),
+                &manifest_meta(&root.blob).with(PUSHED_AT_METADATA, &pushed_at),
             )
             .await?;
         observer.note(&format!(

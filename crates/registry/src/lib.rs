@@ -5,6 +5,7 @@
 //! ([`route`]) into validated names and references, so no crafted path reaches a
 //! store key; handlers ([`manifests`], [`blobs`], [`listing`], [`referrers`]) are
 //! short and return [`RegistryError`], which maps to OCI error JSON in one place.
+//! Outside `/v2/`, [`site`] serves the catalog site the publisher wrote.
 
 pub mod auth;
 pub mod blobs;
@@ -16,6 +17,7 @@ pub mod membership;
 pub mod referrers;
 pub mod route;
 pub mod server;
+pub mod site;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,9 +45,14 @@ pub struct Registry {
 
 pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
 
-/// The router: `/v2/...` is the Distribution API; anything else is 404.
+/// The router: `/v2/...` is the Distribution API, `/`, `/site/index.json` and
+/// `/r/...` the catalog site; anything else is 404.
 pub fn router(registry: Registry) -> Router {
     Router::new()
+        .route("/", any(site::serve))
+        .route("/index.html", any(site::serve))
+        .route("/site/index.json", any(site::serve))
+        .route("/r/{*rest}", any(site::serve))
         .route("/v2", any(api_root))
         .route("/v2/", any(api_root))
         .route("/v2/{*rest}", any(dispatch))
