@@ -46,3 +46,32 @@ pub async fn repositories(
         .filter_map(|k| layout::repository_from_marker_key(k))
         .collect())
 }
+
+/// Every tag of `repository`, in order, page by page.
+pub async fn all_tags(store: &dyn Store, repository: &Repository) -> Result<Vec<Tag>, StoreError> {
+    let mut all = Vec::new();
+    loop {
+        let page = tags(store, repository, all.last(), PAGE).await?;
+        let done = page.len() < PAGE;
+        all.extend(page);
+        if done {
+            return Ok(all);
+        }
+    }
+}
+
+/// Every repository, in order, page by page.
+pub async fn all_repositories(store: &dyn Store) -> Result<Vec<Repository>, StoreError> {
+    let mut all = Vec::new();
+    loop {
+        let page = repositories(store, all.last(), PAGE).await?;
+        let done = page.len() < PAGE;
+        all.extend(page);
+        if done {
+            return Ok(all);
+        }
+    }
+}
+
+/// One LIST's worth, S3's maximum.
+const PAGE: usize = 1000;

@@ -15,8 +15,6 @@ use crate::error::PublishError;
 use crate::site;
 
 const JSON: &str = "application/json";
-/// Tag lists and catalogs are written whole; listing pages of this size.
-const LIST_PAGE: usize = 1000;
 
 #[derive(Deserialize)]
 struct LayoutRecord {
@@ -46,15 +44,7 @@ pub async fn prepare_store(store: &dyn Store) -> Result<(), PublishError> {
 
 /// Rewrites `repository`'s tag list, the catalog and the site from listings.
 pub async fn refresh(store: &dyn Store, repository: &Repository) -> Result<(), StoreError> {
-    let mut tags = Vec::new();
-    loop {
-        let page = catalog::tags(store, repository, tags.last(), LIST_PAGE).await?;
-        let done = page.len() < LIST_PAGE;
-        tags.extend(page);
-        if done {
-            break;
-        }
-    }
+    let tags = catalog::all_tags(store, repository).await?;
     let tags: Vec<&str> = tags.iter().map(|t| t.as_str()).collect();
     put_json(
         store,
@@ -82,15 +72,7 @@ pub async fn refresh_public(
 /// public ones.
 pub async fn public_repositories(store: &dyn Store) -> Result<Vec<Repository>, StoreError> {
     let access = AccessConfig::load(store).await?;
-    let mut repositories = Vec::new();
-    loop {
-        let page = catalog::repositories(store, repositories.last(), LIST_PAGE).await?;
-        let done = page.len() < LIST_PAGE;
-        repositories.extend(page);
-        if done {
-            break;
-        }
-    }
+    let mut repositories = catalog::all_repositories(store).await?;
     repositories.retain(|r| access.can_pull(None, r));
     Ok(repositories)
 }

@@ -11,7 +11,6 @@ use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest, Platform};
 
 /// Tags read at once while building a page.
 const TAGS_IN_FLIGHT: usize = 8;
-const LIST_PAGE: usize = 1000;
 
 /// One row of a repository page's tags table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,15 +31,7 @@ pub async fn tag_rows(
     store: &dyn Store,
     repository: &Repository,
 ) -> Result<Vec<TagRow>, StoreError> {
-    let mut tags = Vec::new();
-    loop {
-        let page = catalog::tags(store, repository, tags.last(), LIST_PAGE).await?;
-        let done = page.len() < LIST_PAGE;
-        tags.extend(page);
-        if done {
-            break;
-        }
-    }
+    let tags = catalog::all_tags(store, repository).await?;
     let rows: Vec<Option<TagRow>> = stream::iter(tags)
         .map(|tag| tag_row(store, repository, tag))
         .buffered(TAGS_IN_FLIGHT)
