@@ -151,7 +151,13 @@ def public_keys(repo):
         f"v2/{repo}/manifests/{DIGEST}",
         f"v2/{repo}/blobs/{DIGEST}",
         f"v2/{repo}/tags/list",
+        f"r/{repo}/index.html",
     ]
+
+
+# The catalog site's keys shared by every repository (docs/site.md): both list public
+# repositories only.
+SITE_KEYS = ["index.html", "site/index.json"]
 
 
 PRIVATE_KEYS = [
@@ -180,8 +186,27 @@ PRIVATE_KEYS = [
     "_berth/access/users/alice",
     "_berth/access/tokens/alice/laptop",
     "_berth/access/public/acme/web",
+    # the site's sources: rendered into the pages, never served themselves
+    "_berth/descriptions/acme/web",
+    "_berth/descriptions/acme/secret",
+    "_berth/site.json",
+    # site pages of private repositories (one nested under a public one's namespace,
+    # one under the public one itself), and anything under a public page's folder
+    # other than the page
+    "r/acme/secret/index.html",
+    "r/acme/web/secret/index.html",
+    "r/acme/index.html",
+    "r/acme/web/extra",
+    "r/acme/web/index.html.bak",
+    "r/acme/web/index.htm",
+    "r/acme/web",
+    "r/index.html",
+    "r//index.html",
+    "r/",
+    "site/other.json",
+    "site/index.json.bak",
     # outside the store's key space
-    "index.html",
+    "index.htm",
     "v2",
     "",
 ]
@@ -205,13 +230,19 @@ class CloudFrontPolicyTest(unittest.TestCase):
     def test_the_api_root_is_readable(self):
         self.assertEqual(self.read("v2/index.html"), "Allow")
 
+    def test_the_site_is_readable(self):
+        for key in SITE_KEYS + ["r/acme/web/index.html", "r/library/alpine/index.html"]:
+            with self.subTest(key=key):
+                self.assertEqual(self.read(key), "Allow")
+
     def test_private_repositories_bookkeeping_and_catalog_are_not(self):
         for key in PRIVATE_KEYS:
             with self.subTest(key=key):
                 self.assertNotEqual(self.read(key), "Allow")
 
     def test_bookkeeping_and_catalog_are_explicitly_denied(self):
-        for key in ["_berth/layout.json", "_berth/access/users/alice", "v2/_catalog"]:
+        for key in ["_berth/layout.json", "_berth/access/users/alice", "v2/_catalog",
+                    "_berth/descriptions/acme/web", "_berth/site.json"]:
             with self.subTest(key=key):
                 self.assertEqual(self.read(key), "Deny")
 
@@ -254,8 +285,19 @@ class CloudFrontPolicyTest(unittest.TestCase):
         resources = self.policy["Statement"][0]["Resource"]
         for resource in resources:
             key = resource.split(f"{BUCKET}/", 1)[1]
-            # A wildcard only ever follows a reserved path component and a '/'.
-            self.assertRegex(key, r"^v2/(index\.html|[a-z0-9._/-]+/(manifests/\*|blobs/\*|tags/list))$")
+            # A wildcard only ever follows a reserved path component and a '/'; site
+            # keys are exact.
+            self.assertRegex(
+                key,
+                r"^(v2/index\.html|index\.html|site/index\.json"
+                r"|v2/[a-z0-9._/-]+/(manifests/\*|blobs/\*|tags/list)"
+                r"|r/[a-z0-9._/-]+/index\.html)$")
+            if not key.startswith("v2/"):
+                self.assertNotIn("*", key)
+                self.assertNotIn("?", key)
+        keys = [r.split(f"{BUCKET}/", 1)[1] for r in resources]
+        self.assertEqual(sorted(k for k in keys if k.startswith("r/")),
+                         [f"r/{repo}/index.html" for repo in sorted(PUBLIC)])
 
 
 class AnonymousPolicyTest(unittest.TestCase):
@@ -271,7 +313,7 @@ class AnonymousPolicyTest(unittest.TestCase):
         return evaluate(self.policy, principal, "s3:GetObject", object_arn(key), context)
 
     def test_public_keys_allowed_private_denied(self):
-        for key in public_keys("acme/web") + ["v2/index.html"]:
+        for key in public_keys("acme/web") + ["v2/index.html"] + SITE_KEYS:
             with self.subTest(key=key):
                 self.assertEqual(self.read(key), "Allow")
         for key in PRIVATE_KEYS:
@@ -296,6 +338,12 @@ class PrefixAndValidationTest(unittest.TestCase):
                                      object_arn("v2/acme/web/blobs/" + DIGEST), ctx), "Allow")
         self.assertEqual(evaluate(policy, CLOUDFRONT, "s3:GetObject",
                                   object_arn("reg/_berth/layout.json"), ctx), "Deny")
+        for key in ("reg/index.html", "reg/site/index.json", "reg/r/acme/web/index.html"):
+            with self.subTest(key=key):
+                self.assertEqual(evaluate(policy, CLOUDFRONT, "s3:GetObject",
+                                          object_arn(key), ctx), "Allow")
+        self.assertNotEqual(evaluate(policy, CLOUDFRONT, "s3:GetObject",
+                                     object_arn("index.html"), ctx), "Allow")
 
     def test_invalid_repositories_are_refused(self):
         for name in ["", "Acme/web", "acme//web", "/acme", "acme/", "acme/manifests",

@@ -2,7 +2,8 @@
 
 cfn-lint and checkov check the template's shape and common misconfigurations; these
 tests check berth's own claims: the static route's bucket policy is exactly what
-infra/static-policy prints (the 20-slot construction included), the function only
+infra/static-policy prints (the 20-slot construction and the catalog site's keys
+included), the function only
 reads, the publisher policy covers every S3 call the publisher makes and nothing
 more, the token key is readable by the function's role only, and the CloudFront
 function at the edge agrees with the bucket policy (when node is installed).
@@ -243,11 +244,35 @@ class StaticRouteTest(unittest.TestCase):
                     self.assertEqual(mine, statement)
 
     def test_every_slot_is_used(self):
-        # 20 distinct repositories give 20 * 3 keys plus v2/index.html, no duplicates.
+        # 20 distinct repositories give 20 * 4 keys plus v2/index.html, index.html and
+        # site/index.json, no duplicates.
         got = self.bucket_policy(StaticSite="true", PublicRepositories=",".join(names(20)))
         resources = got["StaticSiteReadsPublicRepositories"]["Resource"]
-        self.assertEqual(len(resources), 61)
-        self.assertEqual(len(set(resources)), 61)
+        self.assertEqual(len(resources), 83)
+        self.assertEqual(len(set(resources)), 83)
+        pages = sorted(r for r in resources if r.startswith(f"arn:aws:s3:::{BUCKET}/r/"))
+        self.assertEqual(pages, sorted(f"arn:aws:s3:::{BUCKET}/r/{n}/index.html" for n in names(20)))
+
+    def test_bucket_policy_grants_the_site_for_public_repositories_only(self):
+        policy = {"Statement": list(self.bucket_policy(
+            StaticSite="true", PublicRepositories="acme/web,library/alpine").values())}
+        ctx = {"AWS:SourceArn": DISTRIBUTION_ARN, "aws:SecureTransport": True}
+
+        def read(key):
+            return tsp.evaluate(policy, tsp.CLOUDFRONT, "s3:GetObject",
+                                f"arn:aws:s3:::{BUCKET}/{key}", ctx)
+
+        for key in tsp.SITE_KEYS + ["r/acme/web/index.html", "r/library/alpine/index.html"]:
+            with self.subTest(key=key):
+                self.assertEqual(read(key), "Allow")
+        for key in ["r/acme/secret/index.html", "r/acme/web/extra", "r/acme/index.html",
+                    "r/acme/web/secret/index.html", "r/acme/web-private/index.html",
+                    "r/acme/web/", "r/acme/web"]:
+            with self.subTest(key=key):
+                self.assertNotEqual(read(key), "Allow")
+        for key in ["_berth/descriptions/acme/web", "_berth/site.json", "v2/_catalog"]:
+            with self.subTest(key=key):
+                self.assertEqual(read(key), "Deny")
 
     def test_more_than_20_repositories_fail_the_deployment(self):
         for count, fails in ((1, False), (20, False), (21, True), (30, True)):
@@ -276,18 +301,12 @@ class StaticRouteTest(unittest.TestCase):
                 with self.assertRaises(tsp.sp.PolicyError):
                     tsp.sp.check_repository(name)
 
-    def test_edge_filter_agrees_with_the_bucket_policy(self):
+    def run_edge_filter(self, repos, uris):
         node = shutil.which("node")
         if not node:
             self.skipTest("node is not installed")
-        repos = ["acme/web", "library/alpine"]
         resolver = Resolver(self.template, StaticSite="true", PublicRepositories=",".join(repos))
         code = resolver.resources()["StaticRequestFilter"]["Properties"]["FunctionCode"]
-        uris = ["/v2", "/v2/", "/", "/v2/index.html", "/v2/_catalog", "/_berth/layout.json",
-                "/v2/acme/web/manifests/", "/v2/acme/web/blobs/"]
-        uris += ["/" + key for key in tsp.PRIVATE_KEYS if key]
-        for repo in repos:
-            uris += ["/" + key for key in tsp.public_keys(repo)]
         harness = code + (
             "\nvar uris = " + json.dumps(uris) + ";\n"
             "console.log(JSON.stringify(uris.map(function (u) {\n"
@@ -296,24 +315,70 @@ class StaticRouteTest(unittest.TestCase):
             "})));\n")
         run = subprocess.run([node, "-e", harness], capture_output=True, text=True)
         self.assertEqual(run.returncode, 0, run.stderr)
-        out = run.stdout
-        results = dict(zip(uris, json.loads(out)))
+        return dict(zip(uris, json.loads(run.stdout)))
+
+    # What the edge rewrites (S3 REST origins have no index documents).
+    REWRITES = {
+        "/v2": "/v2/index.html",
+        "/v2/": "/v2/index.html",
+        "/": "/index.html",
+        "/r/acme/web/": "/r/acme/web/index.html",
+        "/r/library/alpine/": "/r/library/alpine/index.html",
+    }
+
+    def test_edge_filter_agrees_with_the_bucket_policy(self):
+        repos = ["acme/web", "library/alpine"]
+        uris = list(self.REWRITES) + [
+            "/v2/index.html", "/v2/_catalog", "/_berth/layout.json",
+            "/v2/acme/web/manifests/", "/v2/acme/web/blobs/",
+            "/index.html", "/site/index.json", "/site/", "/site", "/r", "/r/", "/r//",
+            "/r/acme/secret/", "/r/acme/web/../secret/", "/r/acme/web/../secret/index.html",
+            "/r/acme/", "/r/acme/web/secret/", "/r/acme/web-private/", "/r/acme/webapp/",
+            "/r/acme/web//", "/r/acme/web/index.html/", "/r/acme/web/index.htmlx",
+            "/r/acme%2Fweb/", "/r/ACME/WEB/", "/r/acme/web/extra", "/_berth/site.json",
+            "/_berth/descriptions/acme/web"]
+        uris += ["/" + key for key in tsp.PRIVATE_KEYS if key]
+        for repo in repos:
+            uris += ["/" + key for key in tsp.public_keys(repo)]
+        uris = list(dict.fromkeys(uris))
+        results = self.run_edge_filter(repos, uris)
         policy = tsp.sp.policy(BUCKET, repos, distribution_arn=DISTRIBUTION_ARN)
+
+        def readable(uri):
+            return tsp.evaluate(
+                policy, tsp.CLOUDFRONT, "s3:GetObject", f"arn:aws:s3:::{BUCKET}{uri}",
+                {"AWS:SourceArn": DISTRIBUTION_ARN}) == "Allow"
+
         for uri, result in results.items():
             with self.subTest(uri=uri):
-                if uri in ("/v2", "/v2/"):
-                    self.assertEqual(result, "/v2/index.html")
+                if uri in self.REWRITES:
+                    self.assertEqual(result, self.REWRITES[uri])
+                    self.assertTrue(readable(result))
                     continue
-                readable = tsp.evaluate(
-                    policy, tsp.CLOUDFRONT, "s3:GetObject", f"arn:aws:s3:::{BUCKET}{uri}",
-                    {"AWS:SourceArn": DISTRIBUTION_ARN}) == "Allow"
                 # The edge passes exactly what the bucket lets it read (v2/index.html
                 # is reached through the /v2/ rewrite only).
-                if uri == "/v2/index.html":
-                    readable = False
-                self.assertEqual(result == uri, readable, result)
+                self.assertEqual(result == uri, readable(uri) and uri != "/v2/index.html", result)
                 if result != uri:
                     self.assertEqual(result, 404)
+
+    def test_edge_filter_serves_the_site(self):
+        results = self.run_edge_filter(["acme/web", "library/alpine"], [
+            "/", "/index.html", "/site/index.json", "/r/acme/web/", "/r/acme/web/index.html",
+            "/r/acme/secret/", "/r/acme/secret/index.html", "/r/acme/web/../secret/",
+            "/r/acme/web", "/r/acme/web/extra", "/r/acme/"])
+        self.assertEqual(results, {
+            "/": "/index.html",
+            "/index.html": "/index.html",
+            "/site/index.json": "/site/index.json",
+            "/r/acme/web/": "/r/acme/web/index.html",
+            "/r/acme/web/index.html": "/r/acme/web/index.html",
+            "/r/acme/secret/": 404,
+            "/r/acme/secret/index.html": 404,
+            "/r/acme/web/../secret/": 404,
+            "/r/acme/web": 404,
+            "/r/acme/web/extra": 404,
+            "/r/acme/": 404,
+        })
 
 
 # What each S3 operation the publisher calls needs (IAM actions).
