@@ -403,6 +403,9 @@ both_backends!(
 async fn gc_running_in_a_loop_never_breaks_a_concurrent_publish() {
     const IMAGES: u64 = 24;
     const RUN: Duration = Duration::from_secs(25);
+    // A slow machine gets fewer pushes in RUN; it goes on (up to this) until a
+    // collected image has been re-published, so the race this test is about happened.
+    const MAX_RUN: Duration = Duration::from_secs(90);
     const TAGS: [(&str, &str); 3] = [("race/app", "t0"), ("race/app", "t1"), ("race/copy", "t0")];
     // Built before the clock starts, so the race runs for the whole time.
     berth_e2e::berth_bin();
@@ -435,7 +438,9 @@ async fn gc_running_in_a_loop_never_breaks_a_concurrent_publish() {
             let mut seen = std::collections::HashSet::new();
             // A fixed pseudo-random sequence spreads the gaps between re-publishes.
             let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-            while started.elapsed() < RUN {
+            while started.elapsed() < RUN
+                || ((resent == 0 || reuses == 0) && started.elapsed() < MAX_RUN)
+            {
                 for (repo, tag) in TAGS {
                     let key = format!("v2/{repo}/manifests/{tag}");
                     if let Some(object) = handle.block_on(t.store.get(&key)).unwrap() {
