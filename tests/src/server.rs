@@ -58,6 +58,18 @@ impl Server {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
     }
+
+    /// The JSON body of an anonymous `GET path`.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        http()
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
 }
 
 impl Drop for Server {

@@ -204,17 +204,12 @@ both_backends!(
             "the referrer record outlived its manifest"
         );
         let server = Server::for_clients(&t.url);
-        let referrers: Value = http()
-            .get(server.url(&format!(
+        let referrers = server
+            .get_json(&format!(
                 "/v2/ref/app/referrers/{}",
                 image["digest"].as_str().unwrap()
-            )))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            ))
+            .await;
         assert_eq!(referrers["manifests"], json!([]));
     }
 );

@@ -124,14 +124,9 @@ both_backends!(
 
         // The signature manifest is discoverable by the OCI 1.1 referrers API, and
         // the `.sig` tag is listed like any tag.
-        let referrers: Value = http()
-            .get(server.url(&format!("/v2/acme/web/referrers/{digest}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let referrers: Value = server
+            .get_json(&format!("/v2/acme/web/referrers/{digest}"))
+            .await;
         let listed = referrers["manifests"].as_array().unwrap();
         assert_eq!(listed.len(), 1, "{referrers}");
         assert_eq!(listed[0]["digest"], report["signature_manifest"]);
@@ -139,14 +134,7 @@ both_backends!(
             listed[0]["artifactType"],
             "application/vnd.dev.cosign.artifact.sig.v1+json"
         );
-        let tags: Value = http()
-            .get(server.url("/v2/acme/web/tags/list"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let tags: Value = server.get_json("/v2/acme/web/tags/list").await;
         assert!(
             tags["tags"]
                 .as_array()
@@ -197,14 +185,9 @@ both_backends!(
         assert_eq!(again["signature_manifest"], second["signature_manifest"]);
 
         // Only the current signature manifest is listed as a referrer.
-        let referrers: Value = http()
-            .get(server.url(&format!("/v2/acme/app/referrers/{digest}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let referrers: Value = server
+            .get_json(&format!("/v2/acme/app/referrers/{digest}"))
+            .await;
         let listed = referrers["manifests"].as_array().unwrap();
         assert_eq!(listed.len(), 1, "{referrers}");
         assert_eq!(listed[0]["digest"], second["signature_manifest"]);
