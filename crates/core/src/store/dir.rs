@@ -221,14 +221,7 @@ impl DirStore {
         // garbage collection only ever keeps more.
         let file = match File::options().write(true).open(&path) {
             Ok(file) => file,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-                ) =>
-            {
-                return Ok(false);
-            }
+            Err(e) if absent(&e) => return Ok(false),
             Err(e) => return Err(StoreError::io(path, e)),
         };
         file.set_modified(std::time::SystemTime::now())
@@ -238,17 +231,19 @@ impl DirStore {
 }
 
 /// Collects the keys of all files under `dir`, whose key prefix is `key_base`.
+/// The error says nothing is at the path (a missing component, or a file where a
+/// directory was expected): the object does not exist.
+fn absent(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
+}
+
 fn walk(dir: &Path, key_base: &str, keys: &mut Vec<String>) -> Result<(), StoreError> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-            ) =>
-        {
-            return Ok(());
-        }
+        Err(e) if absent(&e) => return Ok(()),
         Err(e) => return Err(StoreError::io(dir, e)),
     };
     for entry in entries {
@@ -334,14 +329,7 @@ impl Store for DirStore {
         blocking(move || match fs::metadata(&path) {
             Ok(m) if m.is_file() => this.read_meta(&key, &m).map(Some),
             Ok(_) => Ok(None),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-                ) =>
-            {
-                Ok(None)
-            }
+            Err(e) if absent(&e) => Ok(None),
             Err(e) => Err(StoreError::io(path, e)),
         })
         .await
@@ -356,16 +344,8 @@ impl Store for DirStore {
                 meta: this.read_meta(&key, &file)?,
                 body: Bytes::from(body),
             })),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::NotFound
-                        | io::ErrorKind::NotADirectory
-                        | io::ErrorKind::IsADirectory
-                ) =>
-            {
-                Ok(None)
-            }
+            // A directory where the key points is a nested repository's, not an object.
+            Err(e) if absent(&e) || e.kind() == io::ErrorKind::IsADirectory => Ok(None),
             Err(e) => Err(StoreError::io(path, e)),
         })
         .await
@@ -379,12 +359,7 @@ impl Store for DirStore {
         let path = self.object_path(key)?;
         let mut file = match tokio::fs::File::open(&path).await {
             Ok(file) => file,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-                ) =>
-            {
+            Err(e) if absent(&e) => {
                 return Ok(None);
             }
             Err(e) => return Err(StoreError::io(path, e)),
