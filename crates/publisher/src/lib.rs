@@ -9,12 +9,14 @@
 //! the same way. The `berth` binary is thin clap verbs over these functions.
 
 pub mod access_admin;
+pub mod copy;
 pub mod delete;
 pub mod derived;
 pub mod error;
 pub mod gc;
 pub mod observer;
 pub mod plan;
+pub mod platform;
 pub mod publish;
 pub mod references;
 pub mod signing;

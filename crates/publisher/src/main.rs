@@ -2,16 +2,14 @@
 
 mod access_commands;
 mod lifecycle_commands;
+mod publish_commands;
 mod signing_commands;
 mod site_commands;
 mod webhook_commands;
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use berth_core::store::{S3Options, StoreArgs};
-use berth_core::{ImageRef, Reference, Tag};
-use berth_publisher::{PublishOptions, observer, publish, source};
 use berth_registry::ServeArgs;
 use clap::{Args, Parser, Subcommand};
 
@@ -30,9 +28,9 @@ struct Cli {
     command: Command,
 }
 
-/// Upload tuning; `push` and `sign` use it.
+/// Upload tuning; `push`, `copy` and `sign` use it.
 #[derive(Args)]
-struct UploadArgs {
+pub struct UploadArgs {
     /// Blobs and upload parts in flight at once.
     #[arg(long, env = "BERTH_JOBS", default_value_t = 8, global = true)]
     jobs: usize,
@@ -44,7 +42,9 @@ struct UploadArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Publish an image from a docker save tarball, an OCI layout or the Docker engine.
-    Push(PushArgs),
+    Push(publish_commands::PushArgs),
+    /// Copy an image from another registry (docker://HOST/NAME:TAG) into the store.
+    Copy(publish_commands::CopyArgs),
     /// Serve the store as a registry (the read API) on a local port.
     Serve(ServeArgs),
     /// Manage users (who may log in).
@@ -87,23 +87,6 @@ enum Command {
     Site(site_commands::SiteCommand),
 }
 
-#[derive(Args)]
-struct PushArgs {
-    /// docker save tarball, OCI layout (dir or tar), or prefixed:
-    /// docker-archive:PATH, oci:PATH[:REF], docker-daemon:IMAGE.
-    source: String,
-    /// Destination repository and tag, e.g. acme/web:v1 (tag defaults to latest).
-    target: String,
-    /// Further tags to point at the same image.
-    #[arg(short = 't', long = "tag")]
-    tags: Vec<String>,
-    /// Print one JSON object describing the result on stdout.
-    #[arg(long)]
-    json: bool,
-    #[command(flatten)]
-    notify: webhook_commands::NotifyArgs,
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     berth_registry::server::init_logging();
@@ -120,7 +103,8 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let store = &cli.store;
     match cli.command {
-        Command::Push(args) => push(store, &cli.upload, args).await,
+        Command::Push(args) => publish_commands::push(store, &cli.upload, args).await,
+        Command::Copy(args) => publish_commands::copy(store, &cli.upload, args).await,
         Command::Serve(args) => Ok(berth_registry::server::run(store, &args).await?),
         Command::User(c) => access_commands::user(&*open(store).await?, c).await,
         Command::Token(c) => access_commands::token(&*open(store).await?, c).await,
@@ -143,53 +127,4 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn open(store: &StoreArgs) -> anyhow::Result<std::sync::Arc<dyn berth_core::store::Store>> {
     Ok(store.open(S3Options::default()).await?)
-}
-
-async fn push(store_args: &StoreArgs, upload: &UploadArgs, args: PushArgs) -> anyhow::Result<()> {
-    let target: ImageRef = args.target.parse()?;
-    let Reference::Tag(first) = target.reference else {
-        anyhow::bail!("push needs REPO:TAG, not a digest: the digest comes from the image");
-    };
-    let mut tags = vec![first];
-    for tag in &args.tags {
-        let tag: Tag = tag.parse()?;
-        if !tags.contains(&tag) {
-            tags.push(tag);
-        }
-    }
-    let store = store_args
-        .open(S3Options {
-            jobs: upload.jobs,
-            part_size: upload.part_size_mib << 20,
-            ..S3Options::default()
-        })
-        .await?;
-    let bundle = source::open(&args.source).await?;
-    let observer = observer::for_stderr();
-    let options = PublishOptions { jobs: upload.jobs };
-    let mut report = publish(
-        &*store,
-        &bundle,
-        &target.repository,
-        &tags,
-        &options,
-        &*observer,
-    )
-    .await
-    .with_context(|| format!("publishing to {} failed", store.location()))?;
-    report.webhooks = webhook_commands::notify(&*store, &report, &args.notify).await;
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        println!(
-            "{}@{}: {} blobs uploaded ({}), {} already present, {} reused",
-            report.repository,
-            report.digest,
-            report.blobs_uploaded,
-            indicatif::HumanBytes(report.bytes_uploaded),
-            report.blobs_skipped,
-            report.blobs_copied
-        );
-    }
-    Ok(())
 }

@@ -165,6 +165,8 @@ impl Walk<'_> {
             Some(_) => {}
             // Foreign layers are fetched from their URLs, never from a registry.
             None if media_type::is_foreign_layer(&blob.media_type) => return Ok(()),
+            // Fetched when needed; its size and digest are checked then.
+            None if self.bundle.remote.is_some() => {}
             None => {
                 return Err(PublishError::MissingBlob {
                     digest: blob.digest,

@@ -148,9 +148,14 @@ async fn publish_blob(
     } else if let Some(from) = copy_from_holder(store, repository, blob, &key).await? {
         BlobOutcome::Copied { from }
     } else {
-        let content = bundle
-            .content(&blob.digest)
-            .expect("the plan checked every blob is in the source");
+        let fetched;
+        let content = match bundle.content(&blob.digest) {
+            Some(content) => content,
+            None => {
+                fetched = bundle.fetch(blob).await?;
+                Content::File(&fetched)
+            }
+        };
         let progress = observer.upload_started(blob);
         let meta = WriteMeta::new(BLOB_CONTENT_TYPE);
         match content {
@@ -164,6 +169,9 @@ async fn publish_blob(
                 store.put(&key, bytes.clone(), &meta).await?;
                 progress(blob.size);
             }
+        }
+        if let Some(remote) = &bundle.remote {
+            remote.stored(blob).await;
         }
         BlobOutcome::Uploaded
     };

@@ -3,11 +3,12 @@
 //! index or of an image's config, the compressed size (config plus layers, summed over
 //! an index's images) and when the tag was published.
 
+use crate::platform::Platform;
 use berth_core::layout::{self, DIGEST_METADATA, PUSHED_AT_METADATA};
 use berth_core::store::{Store, StoreError};
 use berth_core::{Digest, Repository, Tag, catalog, media_type};
 use futures::{StreamExt, TryStreamExt, stream};
-use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest, Platform};
+use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 
 /// Tags read at once while building a page.
 const TAGS_IN_FLIGHT: usize = 8;
@@ -99,7 +100,7 @@ async fn index_summary(
         else {
             continue;
         };
-        platforms.push(platform_name(platform));
+        platforms.push(Platform::of_index_entry(platform).to_string());
         let Ok(digest) = child.digest().to_string().parse::<Digest>() else {
             continue;
         };
@@ -129,22 +130,11 @@ async fn image_summary(
     if let Some(config) = config
         && let Ok(config) = ImageConfiguration::from_reader(&config.body[..])
     {
-        let mut name = format!("{}/{}", config.os(), config.architecture());
-        if let Some(variant) = config.variant() {
-            name = format!("{name}/{variant}");
-        }
-        platforms.push(name);
+        platforms.push(Platform::of_config(&config).to_string());
     }
     Ok((platforms, image_size(&manifest)))
 }
 
 fn image_size(manifest: &ImageManifest) -> u64 {
     manifest.config().size() + manifest.layers().iter().map(|l| l.size()).sum::<u64>()
-}
-
-fn platform_name(platform: &Platform) -> String {
-    match platform.variant() {
-        Some(variant) => format!("{}/{}/{variant}", platform.os(), platform.architecture()),
-        None => format!("{}/{}", platform.os(), platform.architecture()),
-    }
 }

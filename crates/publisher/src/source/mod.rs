@@ -4,15 +4,18 @@
 //! `docker-archive:PATH`, `oci:PATH[:REF]` (layout directory or its tar),
 //! `docker-daemon:IMAGE`. Archives are never unpacked: a blob is a byte range of the
 //! tar file, read straight from there when uploading. Gzip-compressed archives are
-//! decompressed once into a scratch file first.
+//! decompressed once into a scratch file first. A remote registry ([`registry`],
+//! `berth copy`) carries its manifests in memory and fetches blobs on demand.
 
 mod daemon;
 mod docker_archive;
 mod files;
 mod oci_layout;
+pub mod registry;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use berth_core::Digest;
 use berth_core::store::FileSegment;
@@ -40,8 +43,20 @@ pub struct Bundle {
     /// Content held in memory, by digest: manifests a reader wrote itself (a legacy
     /// `docker save` has none), or every object of an image built in memory.
     pub synthesized: HashMap<Digest, Bytes>,
+    /// Fetches the blobs the bundle does not hold, when the store lacks them too.
+    pub remote: Option<Arc<dyn Fetch>>,
     /// Holds decompressed or exported archives alive while the bundle is used.
     _scratch: Option<tempfile::TempDir>,
+}
+
+/// Blobs that live elsewhere (a remote registry), fetched only when a publish needs
+/// their bytes: what the store already has is never downloaded.
+#[async_trait::async_trait]
+pub trait Fetch: Send + Sync + std::fmt::Debug {
+    /// Brings `blob` into a local file, checked against its digest and size.
+    async fn fetch(&self, blob: &BlobRef) -> Result<FileSegment, PublishError>;
+    /// `blob` is now in the store: its local copy is no longer needed.
+    async fn stored(&self, blob: &BlobRef);
 }
 
 /// Where the bytes of one blob are.
@@ -81,6 +96,23 @@ impl Bundle {
             root,
             files: HashMap::new(),
             synthesized,
+            remote: None,
+            _scratch: None,
+        }
+    }
+
+    /// Where a remote source's manifests (and any small blobs it read) are in memory
+    /// and every other blob is fetched from `remote` on demand.
+    pub fn remote(
+        root: BlobRef,
+        synthesized: HashMap<Digest, Bytes>,
+        remote: Arc<dyn Fetch>,
+    ) -> Self {
+        Bundle {
+            root,
+            files: HashMap::new(),
+            synthesized,
+            remote: Some(remote),
             _scratch: None,
         }
     }
@@ -91,6 +123,16 @@ impl Bundle {
             .get(digest)
             .map(Content::File)
             .or_else(|| self.synthesized.get(digest).map(Content::Memory))
+    }
+
+    /// Fetches a blob the bundle does not hold from its remote source.
+    pub async fn fetch(&self, blob: &BlobRef) -> Result<FileSegment, PublishError> {
+        match &self.remote {
+            Some(remote) => remote.fetch(blob).await,
+            None => Err(PublishError::MissingBlob {
+                digest: blob.digest.clone(),
+            }),
+        }
     }
 
     /// The file range holding `digest`, if the source has it in a file.
@@ -196,6 +238,7 @@ fn read_files(
         root,
         files: blobs,
         synthesized,
+        remote: None,
         _scratch: scratch,
     })
 }
