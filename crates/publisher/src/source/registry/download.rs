@@ -88,7 +88,7 @@ impl Downloads {
             file.set_len(kept).await.map_err(io)?;
             return Ok(hasher.finish());
         }
-        let offset = match self.request(blob, kept).await? {
+        match self.request(blob, kept).await? {
             BlobResponse::Partial(stream) => {
                 self.stats.resumed.fetch_add(kept, Ordering::Relaxed);
                 self.receive_at(blob, stream, &mut file, &mut hasher, kept)
@@ -100,9 +100,17 @@ impl Downloads {
                 self.receive_at(blob, stream, &mut file, &mut hasher, 0)
                     .await?
             }
-        };
+        }
         file.flush().await.map_err(io)?;
-        debug_assert_eq!(offset, hasher.len());
+        // A body cut short is kept for the next run to continue.
+        if hasher.len() < blob.size {
+            return Err(self.origin.error(format!(
+                "blob {} ended after {} of {} bytes: run the copy again to resume",
+                blob.digest,
+                hasher.len(),
+                blob.size
+            )));
+        }
         Ok(hasher.finish())
     }
 
@@ -122,7 +130,7 @@ impl Downloads {
     }
 
     /// Writes the response body into `file` from `offset` on, refusing more bytes than
-    /// the blob has; returns the file's length.
+    /// the blob has.
     async fn receive_at(
         &self,
         blob: &BlobRef,
@@ -130,7 +138,7 @@ impl Downloads {
         file: &mut tokio::fs::File,
         hasher: &mut Hasher,
         offset: u64,
-    ) -> Result<u64, PublishError> {
+    ) -> Result<(), PublishError> {
         let io = |e| self.io_error(&self.partial_path(&blob.digest), e);
         file.set_len(offset).await.map_err(io)?;
         file.seek(std::io::SeekFrom::Start(offset))
@@ -156,7 +164,7 @@ impl Downloads {
                 .bytes
                 .fetch_add(chunk.len() as u64, Ordering::Relaxed);
         }
-        Ok(hasher.len())
+        Ok(())
     }
 }
 
