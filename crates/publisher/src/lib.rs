@@ -1,11 +1,11 @@
 //! Publishing images into a berth store.
 //!
 //! Every source (a `docker save` tarball, an OCI image layout, the local Docker
-//! engine) is read into one model, a [`source::Bundle`]: a root manifest descriptor
-//! plus where each blob's bytes are. [`plan`] walks the manifests and checks them;
-//! [`publish`] writes blobs, then manifests, then tags, so a crash at any point leaves
-//! every tag pointing at complete content; [`webhook`] then tells other systems what
-//! landed. [`signing`] builds cosign-format signatures in memory and publishes them
+//! engine, another registry for [`copy`]) is read into one model, a
+//! [`source::Bundle`]: a root manifest descriptor plus where each blob's bytes are
+//! (or how to fetch them). [`plan`] walks the manifests and checks them; [`publish`]
+//! writes blobs, then manifests, then tags, so a crash at any point leaves every tag
+//! pointing at complete content; [`webhook`] then tells other systems what landed. [`signing`] builds cosign-format signatures in memory and publishes them
 //! the same way. The `berth` binary is thin clap verbs over these functions.
 
 pub mod access_admin;
