@@ -394,6 +394,31 @@ both_backends!(
 /// it as unreachable is running: exactly when a publish that reused it without
 /// renewing it would lose it. Before every push, every tag must reach complete
 /// content; at the end every tag must pull.
+/// A collection's marker (`_berth/gc/running/<id>`, what makes publishes wait) is
+/// gone when the run ends; a dead run's marker is removed once a day old, a running
+/// one's never. On the directory store, where a marker's age can be set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_removes_its_own_marker_and_dead_runs_stale_ones() {
+    let t = TestStore::new(Backend::Dir, "gc-markers").await;
+    push_image(&t, "acme/app:v1", "marked");
+    let markers = std::path::Path::new(&t.url).join("_berth/gc/running");
+    std::fs::create_dir_all(&markers).unwrap();
+    let dead = std::fs::File::create(markers.join("dead-run")).unwrap();
+    dead.set_modified(std::time::SystemTime::now() - Duration::from_secs(25 * 3600))
+        .unwrap();
+    std::fs::File::create(markers.join("running-run")).unwrap();
+    let listed = || async { list_all(&*t.store, "_berth/gc/running/").await.unwrap() };
+
+    gc(&t, &["--dry-run"]);
+    assert_eq!(
+        listed().await.len(),
+        2,
+        "a dry run deletes nothing, markers included"
+    );
+    gc(&t, &[]);
+    assert_eq!(listed().await, vec!["_berth/gc/running/running-run"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gc_running_in_a_loop_never_breaks_a_concurrent_publish() {
     const IMAGES: u64 = 24;

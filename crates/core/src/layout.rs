@@ -153,6 +153,14 @@ pub fn webhook_log_key(repository: &Repository, unix_millis: u64, delivery: &str
 /// and reads back, so the grace window never depends on this machine's clock.
 pub const GC_CLOCK_KEY: &str = "_berth/gc/clock";
 
+/// One empty object per garbage collection that may be deleting right now
+/// (`_berth/gc/running/<run-id>`): publishes wait for deletes only while one exists.
+pub const GC_RUNS_PREFIX: &str = "_berth/gc/running/";
+
+pub fn gc_run_key(run_id: &str) -> String {
+    format!("{GC_RUNS_PREFIX}{run_id}")
+}
+
 /// Every key of the repository lives under one of these; a repository nested in it
 /// (`acme/web` in `acme`) shares the first two as prefixes, so filter with
 /// [`belongs_to`].

@@ -9,8 +9,10 @@
 //!    repository was walked belongs to a publish that started after the cutoff and
 //!    whose objects are all newer than it (written, or touched when reused);
 //! 4. each unmarked candidate is read again (HEAD) and deleted at once, unless it was
-//!    touched meanwhile; a publisher waits [`SETTLE`] after touching before it trusts
-//!    a reused object, which covers a touch landing between that HEAD and the delete.
+//!    touched meanwhile; a publisher that finds a collection running (its marker
+//!    under [`layout::GC_RUNS_PREFIX`], there from before step 1 until the last delete
+//!    has returned) waits [`SETTLE`] after touching before it trusts a reused object,
+//!    which covers a touch landing between that HEAD and the delete.
 //!
 //! Manifests go before blobs, and records (referrers, blob holders) after the object
 //! they describe, so an interrupted collection leaves nothing reachable broken and a
@@ -34,6 +36,9 @@ pub const SETTLE: Duration = Duration::from_secs(2);
 /// The longest collection lets pass between reading a candidate's time and sending
 /// its delete; what is left of [`SETTLE`] is the time a delete may take to land.
 pub const DELETE_WINDOW: Duration = Duration::from_millis(500);
+/// A collection's marker this old belongs to a run that died (no run lasts this
+/// long): a later run removes it, so publishes stop waiting for it.
+pub const STALE_RUN: Duration = Duration::from_secs(24 * 60 * 60);
 /// HTTP dates (an S3 HEAD's `Last-Modified`) keep whole seconds.
 const CLOCK_RESOLUTION: Duration = Duration::from_secs(1);
 const AT_ONCE: usize = 16;
@@ -79,7 +84,41 @@ pub struct RemovedObject {
 }
 
 pub async fn collect(store: &dyn Store, options: &GcOptions) -> Result<GcReport, GcError> {
-    let cutoff = store_clock(store).await?.checked_sub(options.grace);
+    if options.dry_run {
+        return run(store, options).await;
+    }
+    let marker = layout::gc_run_key(&uuid::Uuid::new_v4().to_string());
+    store
+        .put(
+            &marker,
+            Bytes::new(),
+            &WriteMeta::new("application/octet-stream"),
+        )
+        .await?;
+    let report = run(store, options).await;
+    // Only after every delete has returned: publishes stop waiting for this run. One
+    // left behind (the run died) costs publishes the settle until it goes stale.
+    if let Err(e) = store.delete(&marker).await {
+        tracing::warn!(key = %marker, error = %e, "could not remove this collection's marker");
+    }
+    report
+}
+
+/// Whether a collection may be deleting right now: only then does a publish need to
+/// wait [`SETTLE`] before trusting what it reused (docs/gc.md, P3).
+pub async fn running(store: &dyn Store) -> Result<bool, StoreError> {
+    Ok(!store
+        .list(layout::GC_RUNS_PREFIX, None, 1)
+        .await?
+        .is_empty())
+}
+
+async fn run(store: &dyn Store, options: &GcOptions) -> Result<GcReport, GcError> {
+    let now = store_clock(store).await?;
+    if !options.dry_run {
+        remove_stale_markers(store, now).await?;
+    }
+    let cutoff = now.checked_sub(options.grace);
     let mut report = GcReport {
         dry_run: options.dry_run,
         grace_seconds: options.grace.as_secs(),
@@ -240,6 +279,17 @@ async fn sweep(
         tracing::warn!(%key, "a delete took longer than a publisher's settle time");
     }
     Ok(Some(meta.size))
+}
+
+/// Removes the markers of collections that died (older than [`STALE_RUN`]).
+async fn remove_stale_markers(store: &dyn Store, now: SystemTime) -> Result<(), StoreError> {
+    for entry in list_all_entries(store, layout::GC_RUNS_PREFIX).await? {
+        if entry.modified + STALE_RUN < now {
+            tracing::warn!(key = %entry.key, "removing the marker of a collection that did not finish");
+            store.delete(&entry.key).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes an object and reads its time back: "now" by the clock that stamps every

@@ -2,8 +2,9 @@
 //! manifests, indexes, the repository marker, tags, then the derived static copies.
 //! A kill at any point leaves every tag pointing at complete content, because a tag
 //! is written only after everything it reaches exists. What the store already holds
-//! is touched rather than skipped and re-checked [`gc::SETTLE`] later, before any tag,
-//! so a concurrent `berth gc` never removes it from under a new tag (docs/gc.md).
+//! is touched rather than skipped and re-checked before any tag (after [`gc::SETTLE`]
+//! while a collection runs), so a concurrent `berth gc` never removes it from under a
+//! new tag (docs/gc.md).
 
 use berth_core::layout::{self, DIGEST_METADATA, PUSHED_AT_METADATA};
 use berth_core::store::{Store, WriteMeta};
@@ -236,10 +237,11 @@ impl Reused<'_> {
     }
 }
 
-/// Waits [`gc::SETTLE`] after touching reused objects, then checks they still exist
-/// and publishes again any that garbage collection removed just before the touch
-/// landed; repeats until a round touches nothing. Tags are written only after this,
-/// so they never reach an object a concurrent collection deleted (docs/gc.md).
+/// Checks that reused objects still exist after touching them, and publishes again
+/// any that garbage collection removed just before the touch landed; repeats until
+/// a round touches nothing. While a collection runs it first waits [`gc::SETTLE`], so
+/// a delete already sent has landed. Tags are written only after this, so they never
+/// reach an object a concurrent collection deleted (docs/gc.md).
 async fn settle(
     store: &dyn Store,
     bundle: &Bundle,
@@ -248,7 +250,9 @@ async fn settle(
     observer: &dyn Observer,
 ) -> Result<(), PublishError> {
     while !reused.is_empty() {
-        tokio::time::sleep(gc::SETTLE).await;
+        if gc::running(store).await? {
+            tokio::time::sleep(gc::SETTLE).await;
+        }
         let mut again = Vec::new();
         for item in reused {
             if store.head(&item.key(repository)).await?.is_some() {
