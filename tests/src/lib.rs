@@ -7,6 +7,7 @@ pub mod docker;
 pub mod oci;
 pub mod receiver;
 pub mod server;
+pub mod slow_link;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -14,6 +14,7 @@ use berth_e2e::distribution::Distribution;
 use berth_e2e::docker::{build_image, client_config, docker, pull_to_dir, save, skopeo};
 use berth_e2e::oci::{self, Layout};
 use berth_e2e::server::Server;
+use berth_e2e::slow_link::SlowLink;
 use berth_e2e::{Backend, TestStore, both_backends, failure, success, unique};
 use serde_json::{Value, json};
 
@@ -615,32 +616,41 @@ async fn a_partial_file_with_wrong_bytes_is_discarded() {
     assert!(partials(cache.path()).is_empty());
 }
 
-/// Killing a copy at any moment leaves nothing that stops the next run: it
-/// succeeds and the image is whole.
+/// A copy killed (SIGKILL) while a layer downloads leaves that layer's
+/// `.partial` file; the next run continues it from its length and finishes an
+/// intact image. The source sits behind a slow link so the kill lands mid-download.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_copy_is_finished_by_the_next_run() {
+async fn a_copy_killed_mid_download_is_resumed_by_the_next_run() {
     let dist = Distribution::start();
     let repo = "upstream/killed";
-    let (image, _, _) = seed_big_layer(&dist, repo, 48 << 20).await;
+    let (image, layer, bytes) = seed_big_layer(&dist, repo, 24 << 20).await;
     let blobs = image.blobs(&dist, repo);
-    let source = dist.image(&format!("{repo}:v1"));
+    let link = SlowLink::start(&dist.address, 8 << 20);
+    let source = format!("docker://{}/{repo}:v1", link.address);
     for backend in [Backend::Garage, Backend::Dir] {
         let t = TestStore::new(backend, "copy-killed").await;
         let user = User::anonymous();
-        for delay_ms in [100, 400] {
-            let mut child = t
-                .command(&["copy", &source, "copy/killed:v1"])
-                .envs(user.env())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap();
-            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
+        let mut child = t
+            .command(&["copy", &source, "copy/killed:v1"])
+            .envs(user.env())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        assert!(child.try_wait().unwrap().is_none(), "finished too soon");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let partial = partial_path(user.cache.path(), &layer);
+        let kept = std::fs::metadata(&partial)
+            .unwrap_or_else(|e| panic!("no {}: {e}", partial.display()))
+            .len();
+        assert!(0 < kept && kept < bytes.len() as u64, "{kept}");
+        assert!(!t.exists("v2/copy/killed/manifests/v1").await);
+
         let report = user.copy_json(&t, &source, "copy/killed:v1", &[]);
         assert_eq!(report["digest"], image.digest);
+        assert_eq!(report["bytes_resumed"], kept, "{report}");
         for digest in blobs.keys() {
             stored_blob(&t, "copy/killed", digest).await;
         }
@@ -660,7 +670,7 @@ both_backends!(
         let bad_digest = format!("docker://{address}/upstream/real@sha256:abc");
         let unknown_tag = format!("docker://{address}/upstream/real:nope");
         let unknown_repo = format!("docker://{address}/upstream/absent:v1");
-        let no_name = format!("docker://{address}");
+        let no_name = format!("docker://{address}/");
         let cases: [(&str, &[&str]); 5] = [
             ("docker://", &[]),
             (&no_name, &[]),
