@@ -618,7 +618,8 @@ async fn a_partial_file_with_wrong_bytes_is_discarded() {
 
 /// A copy killed (SIGKILL) while a layer downloads leaves that layer's
 /// `.partial` file; the next run continues it from its length and finishes an
-/// intact image. The source sits behind a slow link so the kill lands mid-download.
+/// intact image. The source sits behind a slow link (24 MiB at 8 MiB/s) so the
+/// kill lands mid-download.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_killed_mid_download_is_resumed_by_the_next_run() {
     let dist = Distribution::start();
@@ -637,15 +638,25 @@ async fn a_copy_killed_mid_download_is_resumed_by_the_next_run() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-        assert!(child.try_wait().unwrap().is_none(), "finished too soon");
+        // Killed once a MiB of the layer is down, however slowly the copy started.
+        let partial = partial_path(user.cache.path(), &layer);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::fs::metadata(&partial).map_or(0, |m| m.len()) < 1 << 20 {
+            assert!(child.try_wait().unwrap().is_none(), "the copy ended first");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {}",
+                partial.display()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         child.kill().unwrap();
         child.wait().unwrap();
-        let partial = partial_path(user.cache.path(), &layer);
-        let kept = std::fs::metadata(&partial)
-            .unwrap_or_else(|e| panic!("no {}: {e}", partial.display()))
-            .len();
-        assert!(0 < kept && kept < bytes.len() as u64, "{kept}");
+        let kept = std::fs::metadata(&partial).unwrap().len();
+        assert!(
+            kept < bytes.len() as u64,
+            "the whole layer was down: {kept}"
+        );
         assert!(!t.exists("v2/copy/killed/manifests/v1").await);
 
         let report = user.copy_json(&t, &source, "copy/killed:v1", &[]);
