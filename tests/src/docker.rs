@@ -80,3 +80,32 @@ pub fn skopeo(args: &[&str]) -> Output {
 pub fn podman(args: &[&str]) -> Output {
     Command::new("podman").args(args).output().unwrap()
 }
+
+/// A docker client configuration directory (for `DOCKER_CONFIG`) whose
+/// `config.json` holds `user:password` for `address` (`HOST:PORT`), as
+/// `docker login` writes it without a credential store.
+pub fn client_config(address: &str, user: &str, password: &str) -> tempfile::TempDir {
+    use base64::Engine;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let config = serde_json::json!({ "auths": { address: { "auth": auth } } });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        serde_json::to_vec_pretty(&config).unwrap(),
+    )
+    .unwrap();
+    dir
+}
+
+/// `skopeo copy --all IMAGE dir:DEST`: every manifest and blob exactly as the
+/// registry serves it (the `dir:` transport converts nothing), named by digest, so
+/// two such directories compare byte for byte. `creds` is `user:password`.
+pub fn pull_to_dir(image: &str, creds: Option<&str>, dest: &Path) {
+    let dest = format!("dir:{}", dest.display());
+    let mut args = vec!["copy", "--all", "--src-tls-verify=false"];
+    if let Some(creds) = creds {
+        args.extend(["--src-creds", creds]);
+    }
+    args.extend([image, &dest]);
+    success(&skopeo(&args));
+}

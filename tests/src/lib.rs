@@ -2,10 +2,12 @@
 //! bucket (started by `scripts/garage-up`) or a directory store, and the real Docker
 //! engine, skopeo and podman. Tests call these helpers; none of them fakes a part.
 
+pub mod distribution;
 pub mod docker;
 pub mod oci;
 pub mod receiver;
 pub mod server;
+pub mod slow_link;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -119,6 +121,20 @@ impl TestStore {
     /// Runs `berth ARGS` against this store.
     pub fn berth(&self, args: &[&str]) -> Output {
         berth(&self.url, args)
+    }
+
+    /// `berth ARGS` against this store, not yet run (to add variables or spawn it).
+    pub fn command(&self, args: &[&str]) -> Command {
+        berth_command(&self.url, args)
+    }
+
+    /// Runs `berth ARGS` with extra environment variables, as a user whose shell sets
+    /// them (`DOCKER_CONFIG`, `BERTH_CACHE_DIR`, ...).
+    pub fn berth_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        self.command(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
     }
 
     /// Runs `berth ARGS` with `stdin` as its input (passwords).

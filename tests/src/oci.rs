@@ -53,6 +53,19 @@ impl Layout {
         )
     }
 
+    /// An index of one [`Layout::image`] per arch (`"{text} on {arch}"`), stored as a
+    /// blob; returns the index's descriptor.
+    pub fn platform_index(&self, archs: &[&str], text: &str) -> Value {
+        let manifests: Vec<Value> = archs
+            .iter()
+            .map(|arch| with_platform(self.image(arch, &format!("{text} on {arch}")), arch))
+            .collect();
+        self.json_blob(
+            OCI_INDEX,
+            &json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests }),
+        )
+    }
+
     /// Writes `index.json` naming `manifests`.
     pub fn set_index(&self, manifests: Vec<Value>) {
         let index = json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests });

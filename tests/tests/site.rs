@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use berth_e2e::oci::{Layout, with_platform};
+use berth_e2e::oci::Layout;
 use berth_e2e::server::{Server, http};
 use berth_e2e::{Backend, TestStore, garage_var, success, unique};
 use serde_json::Value;
@@ -36,21 +36,10 @@ fn workspace_root() -> PathBuf {
 /// An OCI layout with one image (`archs` = 1) or an index of images, one per arch.
 fn layout(dir: &Path, archs: &[&str], text: &str) -> String {
     let layout = Layout::create(dir);
-    let images: Vec<Value> = archs
-        .iter()
-        .map(|arch| layout.image(arch, &format!("{text} on {arch}")))
-        .collect();
-    if let [image] = images.as_slice() {
-        layout.set_index(vec![image.clone()]);
+    if let [arch] = archs {
+        layout.set_index(vec![layout.image(arch, &format!("{text} on {arch}"))]);
     } else {
-        let index = layout.json_blob(
-            berth_e2e::oci::OCI_INDEX,
-            &serde_json::json!({
-                "schemaVersion": 2, "mediaType": berth_e2e::oci::OCI_INDEX,
-                "manifests": images.iter().zip(archs).map(|(m, a)| with_platform(m.clone(), a)).collect::<Vec<_>>(),
-            }),
-        );
-        layout.set_index(vec![index]);
+        layout.set_index(vec![layout.platform_index(archs, text)]);
     }
     dir.display().to_string()
 }
