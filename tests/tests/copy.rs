@@ -682,9 +682,11 @@ both_backends!(
         let unknown_tag = format!("docker://{address}/upstream/real:nope");
         let unknown_repo = format!("docker://{address}/upstream/absent:v1");
         let no_name = format!("docker://{address}/");
-        let cases: [(&str, &[&str]); 5] = [
+        let host_only = format!("docker://{address}");
+        let cases: [(&str, &[&str]); 6] = [
             ("docker://", &[]),
             (&no_name, &[]),
+            (&host_only, &["name the image"]),
             (&bad_digest, &["digest"]),
             (&unknown_tag, &["unknown", "not found"]),
             (&unknown_repo, &["unknown", "not found"]),

@@ -101,6 +101,13 @@ fn parse(spec: &str) -> Result<Reference, PublishError> {
     let name = spec.strip_prefix(SCHEME).ok_or_else(|| {
         PublishError::source(spec, format!("a registry source starts with {SCHEME}"))
     })?;
+    // `docker://HOST:PORT` alone would read as Docker Hub image HOST, tag PORT.
+    if !name.contains('/') && name.split(':').next().is_some_and(is_loopback_or_ip) {
+        return Err(PublishError::source(
+            spec,
+            format!("name the image on that registry: {SCHEME}{name}/NAME:TAG"),
+        ));
+    }
     name.parse().map_err(|e| {
         PublishError::source(
             spec,
@@ -120,6 +127,10 @@ fn is_loopback(registry: &str) -> bool {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn is_loopback_or_ip(host: &str) -> bool {
+    is_loopback(host) || host.parse::<std::net::IpAddr>().is_ok()
 }
 
 /// Reads manifests from the source repository, each verified against its digest.
@@ -295,7 +306,7 @@ impl Origin {
                 registry_message(reason)
             ),
             OciDistributionError::UnauthorizedError { .. } if self.with_credentials => format!(
-                "{what}: unauthorized with the docker config's credentials for {registry}: check the name, and that this user may pull it"
+                "{what}: unauthorized with the docker config's credentials for {registry}: they may be wrong (run `docker login {registry}` again), or this user may not pull this name"
             ),
             OciDistributionError::UnauthorizedError { .. } => format!(
                 "{what}: unauthorized, and the docker config has no credentials for {registry}: run `docker login {registry}` first, or check the name"
@@ -380,6 +391,7 @@ mod tests {
     fn sources_need_the_scheme_and_a_valid_reference() {
         assert!(parse("127.0.0.1:5000/acme/web:v1").is_err());
         assert!(parse("docker://127.0.0.1:5000/acme/web@sha256:abc").is_err());
+        assert!(parse("docker://127.0.0.1:5000").is_err());
         let image = parse("docker://127.0.0.1:5000/acme/web:v1").unwrap();
         assert_eq!(image.registry(), "127.0.0.1:5000");
         assert_eq!(image.repository(), "acme/web");
