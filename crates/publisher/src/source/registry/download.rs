@@ -114,19 +114,15 @@ impl Downloads {
         Ok(hasher.finish())
     }
 
+    /// Asks for the blob from `offset` on. Always as a range (`bytes=0-` too): the
+    /// whole file is hashed here anyway, and oci-client would hash a full response a
+    /// second time.
     async fn request(&self, blob: &BlobRef, offset: u64) -> Result<BlobResponse, PublishError> {
         let digest = blob.digest.as_str();
-        let result = if offset > 0 {
-            self.client
-                .pull_blob_stream_partial(&self.image, &digest, offset, None)
-                .await
-        } else {
-            self.client
-                .pull_blob_stream(&self.image, &digest)
-                .await
-                .map(BlobResponse::Full)
-        };
-        result.map_err(|e| self.origin.request_error(&format!("blob {digest}"), e))
+        self.client
+            .pull_blob_stream_partial(&self.image, &digest, offset, None)
+            .await
+            .map_err(|e| self.origin.request_error(&format!("blob {digest}"), e))
     }
 
     /// Writes the response body into `file` from `offset` on, refusing more bytes than
