@@ -440,3 +440,46 @@ async fn cosign_encrypted_keys_sign_with_cosign_password() {
     let (ok, verdict) = independent_verify(&server, "acme/web", "v1", &public);
     assert!(ok, "{verdict}");
 }
+
+both_backends!(
+    concurrent_signers_all_keep_their_signatures,
+    |t: TestStore| async move {
+        const SIGNERS: usize = 4;
+        let keys = tempfile::tempdir().unwrap();
+        let pairs: Vec<_> = (0..SIGNERS)
+            .map(|i| generate_key(&t, keys.path(), &format!("k{i}")))
+            .collect();
+        // Every signer reads the signature set, adds its own and writes it back at
+        // the same moment: no signature may be lost to another's write.
+        for repo in ["acme/web0", "acme/web1", "acme/web2"] {
+            push_image(&t, repo, "web");
+            let image = format!("{repo}:v1");
+            let children: Vec<_> = pairs
+                .iter()
+                .map(|(key, _)| {
+                    t.command(&["sign", &image, "--key", key.to_str().unwrap()])
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::piped())
+                        .spawn()
+                        .unwrap()
+                })
+                .collect();
+            for child in children {
+                let output = child.wait_with_output().unwrap();
+                assert!(
+                    output.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+            for (_, public) in &pairs {
+                success(&berth_verify(&t, &image, public));
+            }
+            let server = serve(&t);
+            for (_, public) in &pairs {
+                let (ok, verdict) = independent_verify(&server, repo, "v1", public);
+                assert!(ok, "{repo}: {verdict}");
+            }
+        }
+    }
+);

@@ -11,8 +11,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use berth_core::layout;
 use berth_core::media_type::OCI_MANIFEST;
-use berth_core::store::Store;
-use berth_core::{Digest, ImageRef, Tag};
+use berth_core::store::{Store, list_all};
+use berth_core::{Digest, ImageRef, Repository, Tag};
 use bytes::Bytes;
 use oci_spec::image::{Descriptor, ImageManifest, ImageManifestBuilder, MediaType};
 use serde::Serialize;
@@ -93,44 +93,120 @@ pub async fn sign(
         SIGNATURE_ANNOTATION.to_owned(),
         signature,
     )])));
-    let mut layers = Vec::with_capacity(old_layers.len() + 1);
-    for layer in old_layers.into_iter().chain([new_layer]) {
-        if !layers.contains(&layer) {
-            layers.push(layer);
+
+    // Another signer may rewrite the tag at the same moment without our layer. Every
+    // signature manifest is also a referrer record of the image, kept until a record
+    // holding a superset exists; so after tagging, a signer tags the union of all
+    // records again until the tag holds every one (docs/signing.md, "Concurrent
+    // signers"). The last signer to write checks last, and sees everyone's.
+    let mut ours = Some((new_layer, payload));
+    loop {
+        let known = Signatures::read(store, repository, &signed.digest).await?;
+        let mut layers = known.union();
+        if let Some((layer, _)) = &ours
+            && !layers.contains(layer)
+        {
+            layers.push(layer.clone());
+        }
+        if let Some(digest) = &known.tag_digest
+            && layers.iter().all(|l| known.tagged.contains(l))
+        {
+            return Ok(report(digest, known.tagged.len(), true));
+        }
+        let mut blobs = Vec::with_capacity(layers.len() + 1);
+        for layer in &layers {
+            match &ours {
+                Some((ours, payload)) if ours == layer => blobs.push(payload.clone()),
+                _ => blobs.push(read_blob(store, image, &tag, layer).await?),
+            }
+        }
+        let config = Bytes::from(config_json(&layers));
+        let manifest = signature_manifest_json(&signed, &config, layers.clone());
+        blobs.push(config);
+        let bundle = Bundle::in_memory(OCI_MANIFEST, manifest, blobs);
+        let new_digest = bundle.root.digest.clone();
+        publish(
+            store,
+            &bundle,
+            repository,
+            std::slice::from_ref(&tag),
+            options,
+            observer,
+        )
+        .await?;
+        ours = None;
+        // Records the new manifest covers go (after its own is in place), so the
+        // referrers API lists one signature manifest, and garbage collection may take
+        // the superseded ones.
+        for (digest, their_layers) in &known.referrers {
+            if digest != &new_digest && their_layers.iter().all(|l| layers.contains(l)) {
+                store
+                    .delete(&layout::referrer_key(repository, &signed.digest, digest))
+                    .await?;
+            }
         }
     }
+}
 
-    // The bundle holds every blob the manifest names: the old payloads come back
-    // from the store (they are small), so the publish checks them like any other.
-    let mut blobs = vec![payload];
-    for layer in &layers[..layers.len() - 1] {
-        blobs.push(read_blob(store, image, &tag, layer).await?);
-    }
-    let config = Bytes::from(config_json(&layers));
-    let manifest = signature_manifest_json(&signed, &config, layers.clone());
-    let bundle = Bundle::in_memory(OCI_MANIFEST, manifest, blobs.into_iter().chain([config]));
-    let new_digest = bundle.root.digest.clone();
-    publish(
-        store,
-        &bundle,
-        repository,
-        std::slice::from_ref(&tag),
-        options,
-        observer,
-    )
-    .await?;
+/// The signatures of an image as the store holds them now: the tagged set and the
+/// signature manifests recorded as its referrers.
+struct Signatures {
+    tagged: Vec<Descriptor>,
+    tag_digest: Option<Digest>,
+    referrers: Vec<(Digest, Vec<Descriptor>)>,
+}
 
-    // The superseded signature manifest is no longer the image's referrer; its
-    // record goes (after the new one is in place), so the referrers API lists one
-    // signature manifest, and garbage collection may take the old one.
-    if let Some((old, _)) = &existing
-        && old != &new_digest
-    {
-        store
-            .delete(&layout::referrer_key(repository, &signed.digest, old))
-            .await?;
+impl Signatures {
+    async fn read(
+        store: &dyn Store,
+        repository: &Repository,
+        subject: &Digest,
+    ) -> Result<Self, SigningError> {
+        let (tag_digest, tagged) = match signature_manifest(store, repository, subject).await? {
+            Some((digest, manifest)) => (Some(digest), manifest.layers().clone()),
+            None => (None, Vec::new()),
+        };
+        let mut referrers = Vec::new();
+        for key in list_all(store, &layout::referrers_prefix(repository, subject)).await? {
+            let Some((_, _, digest)) = layout::referrer_from_key(&key) else {
+                continue;
+            };
+            // Gone (collected, removed) or not a signature: not ours to merge.
+            let Some(object) = store
+                .get(&layout::manifest_digest_key(repository, &digest))
+                .await?
+            else {
+                continue;
+            };
+            let Ok(manifest) = serde_json::from_slice::<ImageManifest>(&object.body) else {
+                continue;
+            };
+            let is_signature = manifest
+                .artifact_type()
+                .as_ref()
+                .is_some_and(|t| t.to_string() == SIGNATURE_ARTIFACT_TYPE);
+            if is_signature {
+                referrers.push((digest, manifest.layers().clone()));
+            }
+        }
+        Ok(Signatures {
+            tagged,
+            tag_digest,
+            referrers,
+        })
     }
-    Ok(report(&new_digest, layers.len(), true))
+
+    /// Every signature layer, each once: the tagged ones first, in order.
+    fn union(&self) -> Vec<Descriptor> {
+        let mut layers: Vec<Descriptor> = Vec::new();
+        let all = self.referrers.iter().flat_map(|(_, l)| l);
+        for layer in self.tagged.iter().chain(all) {
+            if !layers.contains(layer) {
+                layers.push(layer.clone());
+            }
+        }
+        layers
+    }
 }
 
 async fn read_blob(
