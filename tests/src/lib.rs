@@ -2,6 +2,7 @@
 //! bucket (started by `scripts/garage-up`) or a directory store, and the real Docker
 //! engine, skopeo and podman. Tests call these helpers; none of them fakes a part.
 
+pub mod background;
 pub mod distribution;
 pub mod docker;
 pub mod oci;

@@ -9,6 +9,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 
+use crate::background::Background;
+
 /// One request as received.
 #[derive(Debug, Clone)]
 pub struct Received {
@@ -37,8 +39,7 @@ pub struct Receiver {
     /// `http://127.0.0.1:PORT/hook`
     pub url: String,
     script: Arc<Mutex<Script>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: Background,
 }
 
 impl Receiver {
@@ -53,33 +54,16 @@ impl Receiver {
             statuses: statuses.iter().copied().collect(),
             received: Vec::new(),
         }));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let app = axum::Router::new()
             .route("/hook", axum::routing::post(receive))
             .with_state(script.clone());
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await
-                    .unwrap();
-            });
+        let server = Background::serve(move |listener| async move {
+            axum::serve(listener, app).await.unwrap();
         });
         Receiver {
-            url,
+            url: format!("http://{}/hook", server.address),
             script,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -98,17 +82,6 @@ async fn receive(
     script.received.push(Received { headers, body });
     let status = script.statuses.pop_front().unwrap_or(200);
     StatusCode::from_u16(status).unwrap()
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }
 
 /// A loopback URL nothing listens on: a port bound and released again.

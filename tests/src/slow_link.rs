@@ -2,65 +2,33 @@
 //! that passes requests through at once and answers at a set rate, so a test can
 //! interrupt a download half-way on a machine where loopback is instant.
 
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::net::TcpStream;
+
+use crate::background::Background;
 
 pub struct SlowLink {
-    /// `127.0.0.1:PORT`: connect here instead of to the server.
-    pub address: String,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    server: Background,
 }
 
 impl SlowLink {
     /// Relays to `upstream` (`HOST:PORT`), its answers at `bytes_per_sec` per
-    /// connection. Runs on its own thread, so a test blocking its runtime (sleeping,
-    /// waiting for a child process) does not stall it.
+    /// connection.
     pub fn start(upstream: &str, bytes_per_sec: usize) -> SlowLink {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let address = listener.local_addr().unwrap().to_string();
         let upstream = upstream.to_owned();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = TcpListener::from_std(listener).unwrap();
-                let accept = async {
-                    while let Ok((client, _)) = listener.accept().await {
-                        tokio::spawn(relay(client, upstream.clone(), bytes_per_sec));
-                    }
-                };
-                tokio::select! {
-                    _ = accept => {}
-                    _ = stopped => {}
-                }
-            });
-            // Dropping the runtime here cuts every open relay.
+        let server = Background::serve(move |listener| async move {
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(relay(client, upstream.clone(), bytes_per_sec));
+            }
         });
-        SlowLink {
-            address,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
+        SlowLink { server }
     }
-}
 
-impl Drop for SlowLink {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+    /// `127.0.0.1:PORT`: connect here instead of to the server.
+    pub fn address(&self) -> &str {
+        &self.server.address
     }
 }
 

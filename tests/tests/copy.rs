@@ -627,7 +627,7 @@ async fn a_copy_killed_mid_download_is_resumed_by_the_next_run() {
     let (image, layer, bytes) = seed_big_layer(&dist, repo, 24 << 20).await;
     let blobs = image.blobs(&dist, repo);
     let link = SlowLink::start(&dist.address, 8 << 20);
-    let source = format!("docker://{}/{repo}:v1", link.address);
+    let source = format!("docker://{}/{repo}:v1", link.address());
     for backend in [Backend::Garage, Backend::Dir] {
         let t = TestStore::new(backend, "copy-killed").await;
         let user = User::anonymous();
