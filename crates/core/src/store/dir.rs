@@ -3,7 +3,9 @@
 //! Keys map to files under the root, so the directory looks like the bucket and any
 //! static file server can serve it. Content type and metadata live in JSON sidecars
 //! under `.berth-meta/`; writes go through `.berth-tmp/` and a rename, so a reader
-//! never sees a partial object.
+//! never sees a partial object. A key that is also a prefix of other keys (the
+//! repository marker of `acme/web` beside that of `acme/web/api`) keeps its bytes in
+//! `<key>/.berth-object`, since one path cannot be a file and a directory.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -23,6 +25,8 @@ use crate::digest::{Digest, Hasher};
 
 const META_DIR: &str = ".berth-meta";
 const TMP_DIR: &str = ".berth-tmp";
+/// The file holding an object whose key is also a directory (see the module doc).
+const NESTED_OBJECT: &str = ".berth-object";
 const COPY_BUFFER: usize = 1 << 20;
 
 #[derive(Debug, Clone)]
@@ -45,6 +49,62 @@ impl DirStore {
     fn object_path(&self, key: &str) -> Result<PathBuf, StoreError> {
         check_key(key)?;
         Ok(self.root.join(key))
+    }
+
+    /// Where an existing object's bytes are: its path, or the nested file when the
+    /// path is a directory.
+    fn existing_path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        let path = self.object_path(key)?;
+        Ok(if path.is_dir() {
+            path.join(NESTED_OBJECT)
+        } else {
+            path
+        })
+    }
+
+    /// Where to write `key`, with every directory above it in place: a file standing
+    /// where a directory must go (an object whose key is a prefix of this one) moves
+    /// into that directory as its nested object first.
+    fn writable_path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        let path = self.object_path(key)?;
+        let mut dir = self.root.clone();
+        let parents: Vec<&str> = key.split('/').collect();
+        for part in &parents[..parents.len() - 1] {
+            dir.push(part);
+            self.ensure_dir(&dir)?;
+        }
+        Ok(if path.is_dir() {
+            path.join(NESTED_OBJECT)
+        } else {
+            path
+        })
+    }
+
+    /// Makes `dir` a directory, moving a file found there to `dir/.berth-object`.
+    /// Another writer may do the same at once: whoever loses a step finds it done.
+    fn ensure_dir(&self, dir: &Path) -> Result<(), StoreError> {
+        match fs::symlink_metadata(dir) {
+            Ok(m) if m.is_dir() => return Ok(()),
+            Ok(_) => {
+                // Parked in the temporary directory for the moment the path must be
+                // free: readers of that one key find it absent meanwhile.
+                let parked = self.temp_file()?.into_temp_path();
+                // Never deleted on drop: on an error below, the object stays there.
+                let parked = parked.keep().map_err(|e| StoreError::io(dir, e.error))?;
+                match fs::rename(dir, &parked) {
+                    Ok(()) => {
+                        make_dir(dir)?;
+                        fs::rename(&parked, dir.join(NESTED_OBJECT))
+                            .map_err(|e| StoreError::io(dir, e))?;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => make_dir(dir)?,
+                    Err(e) => return Err(StoreError::io(dir, e)),
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => make_dir(dir)?,
+            Err(e) => return Err(StoreError::io(dir, e)),
+        }
+        Ok(())
     }
 
     fn sidecar_path(&self, key: &str) -> PathBuf {
@@ -87,8 +147,7 @@ impl DirStore {
         };
         let sidecar_bytes = serde_json::to_vec(&sidecar).expect("sidecar serializes");
         self.write_atomic(&self.sidecar_path(key), &sidecar_bytes)?;
-        let path = self.object_path(key)?;
-        create_parent(&path)?;
+        let path = self.writable_path(key)?;
         temp.as_file()
             .sync_all()
             .map_err(|e| StoreError::io(temp.path(), e))?;
@@ -157,7 +216,7 @@ impl DirStore {
     }
 
     fn copy_sync(&self, from: &str, to: &str) -> Result<bool, StoreError> {
-        let source = self.object_path(from)?;
+        let source = self.existing_path(from)?;
         self.object_path(to)?;
         let meta = match fs::metadata(&source) {
             Ok(m) => self.read_meta(from, &m)?,
@@ -198,7 +257,7 @@ impl DirStore {
         keys.truncate(limit);
         let mut entries = Vec::with_capacity(keys.len());
         for key in keys {
-            let path = self.root.join(&key);
+            let path = self.existing_path(&key)?;
             let file = match fs::metadata(&path) {
                 Ok(file) => file,
                 // Removed since the walk: a listing is a snapshot anyway.
@@ -216,7 +275,7 @@ impl DirStore {
     }
 
     fn touch_sync(&self, key: &str) -> Result<bool, StoreError> {
-        let path = self.object_path(key)?;
+        let path = self.existing_path(key)?;
         // A hard-linked copy shares the inode, so its holders are renewed too: harmless,
         // garbage collection only ever keeps more.
         let file = match File::options().write(true).open(&path) {
@@ -251,7 +310,11 @@ fn walk(dir: &Path, key_base: &str, keys: &mut Vec<String>) -> Result<(), StoreE
         let Ok(name) = entry.file_name().into_string() else {
             continue;
         };
-        if key_base.is_empty() && name.starts_with(".berth-") {
+        if name == NESTED_OBJECT && !key_base.is_empty() {
+            keys.push(key_base.to_owned());
+            continue;
+        }
+        if name.starts_with(".berth-") {
             continue;
         }
         let key = if key_base.is_empty() {
@@ -278,16 +341,24 @@ fn create_parent(path: &Path) -> Result<(), StoreError> {
     }
 }
 
+/// Creates one directory; one another writer just made is as good.
+fn make_dir(dir: &Path) -> Result<(), StoreError> {
+    match fs::create_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(StoreError::io(dir, e)),
+    }
+}
+
 /// Keys come from the layout, built from validated names; this is the last line of
 /// defence against a key escaping the root.
 fn check_key(key: &str) -> Result<(), StoreError> {
     let unsafe_key = key.is_empty()
-        || key.starts_with(".berth-")
         || key.contains('\0')
         || key.contains('\\')
-        || key
-            .split('/')
-            .any(|part| part.is_empty() || part == "." || part == "..");
+        || key.split('/').any(|part| {
+            part.is_empty() || part == "." || part == ".." || part.starts_with(".berth-")
+        });
     if unsafe_key {
         Err(StoreError::InvalidKey(key.into()))
     } else {
@@ -323,31 +394,32 @@ impl Store for DirStore {
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
-        let path = self.object_path(key)?;
+        self.object_path(key)?;
         let this = self.clone();
         let key = key.to_owned();
-        blocking(move || match fs::metadata(&path) {
+        blocking(move || match fs::metadata(this.existing_path(&key)?) {
             Ok(m) if m.is_file() => this.read_meta(&key, &m).map(Some),
             Ok(_) => Ok(None),
             Err(e) if absent(&e) => Ok(None),
-            Err(e) => Err(StoreError::io(path, e)),
+            Err(e) => Err(StoreError::io(this.root.join(&key), e)),
         })
         .await
     }
 
     async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
-        let path = self.object_path(key)?;
+        self.object_path(key)?;
         let this = self.clone();
         let key = key.to_owned();
-        blocking(move || match read_with_metadata(&path) {
-            Ok((body, file)) => Ok(Some(Object {
-                meta: this.read_meta(&key, &file)?,
-                body: Bytes::from(body),
-            })),
-            // A directory where the key points is a nested repository's, not an object.
-            Err(e) if absent(&e) || e.kind() == io::ErrorKind::IsADirectory => Ok(None),
-            Err(e) => Err(StoreError::io(path, e)),
-        })
+        blocking(
+            move || match read_with_metadata(&this.existing_path(&key)?) {
+                Ok((body, file)) => Ok(Some(Object {
+                    meta: this.read_meta(&key, &file)?,
+                    body: Bytes::from(body),
+                })),
+                Err(e) if absent(&e) => Ok(None),
+                Err(e) => Err(StoreError::io(this.root.join(&key), e)),
+            },
+        )
         .await
     }
 
@@ -356,7 +428,11 @@ impl Store for DirStore {
         key: &str,
         range: Option<std::ops::Range<u64>>,
     ) -> Result<Option<ObjectReader>, StoreError> {
-        let path = self.object_path(key)?;
+        let path = {
+            let this = self.clone();
+            let key = key.to_owned();
+            blocking(move || this.existing_path(&key)).await?
+        };
         let mut file = match tokio::fs::File::open(&path).await {
             Ok(file) => file,
             Err(e) if absent(&e) => {
@@ -445,10 +521,11 @@ impl Store for DirStore {
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        let path = self.object_path(key)?;
-        let sidecar = self.sidecar_path(key);
+        self.object_path(key)?;
+        let this = self.clone();
+        let key = key.to_owned();
         blocking(move || {
-            for p in [path, sidecar] {
+            for p in [this.existing_path(&key)?, this.sidecar_path(&key)] {
                 match fs::remove_file(&p) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -479,5 +556,52 @@ mod tests {
             assert!(check_key(bad).is_err(), "{bad:?} should be refused");
         }
         assert!(check_key("v2/a/blobs/sha256:00").is_ok());
+        assert!(check_key("a/.berth-object").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_key_can_also_be_the_prefix_of_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore::new(dir.path());
+        let meta = WriteMeta::new("text/plain");
+        store
+            .put("m/acme/web", Bytes::from("web"), &meta)
+            .await
+            .unwrap();
+        store
+            .put("m/acme/web/api", Bytes::from("api"), &meta)
+            .await
+            .unwrap();
+        store
+            .put("m/acme/web/api/x", Bytes::from("x"), &meta)
+            .await
+            .unwrap();
+        for (key, body) in [
+            ("m/acme/web", "web"),
+            ("m/acme/web/api", "api"),
+            ("m/acme/web/api/x", "x"),
+        ] {
+            let object = store.get(key).await.unwrap().unwrap();
+            assert_eq!(object.body, body);
+            assert_eq!(object.meta.content_type.as_deref(), Some("text/plain"));
+        }
+        assert_eq!(
+            store.list("m/acme/", None, 10).await.unwrap(),
+            vec!["m/acme/web", "m/acme/web/api", "m/acme/web/api/x"]
+        );
+        assert!(store.touch("m/acme/web").await.unwrap());
+        store
+            .put("m/acme/web", Bytes::from("web2"), &meta)
+            .await
+            .unwrap();
+        assert_eq!(store.get("m/acme/web").await.unwrap().unwrap().body, "web2");
+        store.delete("m/acme/web").await.unwrap();
+        assert!(store.head("m/acme/web").await.unwrap().is_none());
+        assert_eq!(
+            store.list("m/acme/", None, 10).await.unwrap(),
+            vec!["m/acme/web/api", "m/acme/web/api/x"]
+        );
+        assert!(store.copy("m/acme/web/api", "m/other", 3).await.unwrap());
+        assert_eq!(store.get("m/other").await.unwrap().unwrap().body, "api");
     }
 }
