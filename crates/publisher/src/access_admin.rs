@@ -28,7 +28,7 @@ pub enum AdminError {
     Store(#[from] StoreError),
 }
 
-fn refused(message: impl Into<String>) -> AdminError {
+pub(crate) fn refused(message: impl Into<String>) -> AdminError {
     AdminError::Refused(message.into())
 }
 

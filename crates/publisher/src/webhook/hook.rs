@@ -10,8 +10,7 @@ use berth_core::store::{Store, list_all};
 use futures::{StreamExt, TryStreamExt, stream};
 use serde::{Deserialize, Serialize};
 
-use super::WebhookError;
-use crate::access_admin::{exists, now, put_json};
+use crate::access_admin::{AdminError, exists, now, put_json, refused};
 
 /// What a hook's object holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,10 +32,6 @@ pub struct Hook {
 /// Hook objects fetched at once.
 const FETCHES_AT_ONCE: usize = 16;
 
-fn refused(message: String) -> WebhookError {
-    WebhookError::Refused(message)
-}
-
 /// Adds a hook for repositories matching `pattern`; returns its label (the URL's
 /// host unless `label` is given).
 pub async fn add(
@@ -45,7 +40,7 @@ pub async fn add(
     url: &str,
     label: Option<&str>,
     secret: Option<String>,
-) -> Result<String, WebhookError> {
+) -> Result<String, AdminError> {
     let pattern = Pattern::new(pattern)?;
     let parsed = reqwest::Url::parse(url)
         .ok()
@@ -58,7 +53,7 @@ pub async fn add(
     access::check_label(&label)?;
     if secret.as_deref() == Some("") {
         return Err(refused(
-            "the secret is empty: pass it on stdin with --secret-stdin".into(),
+            "the secret is empty: pass it on stdin with --secret-stdin",
         ));
     }
     let key = layout::webhook_key(pattern.as_str(), &label);
@@ -77,7 +72,7 @@ pub async fn add(
     Ok(label)
 }
 
-pub async fn remove(store: &dyn Store, pattern: &str, label: &str) -> Result<(), WebhookError> {
+pub async fn remove(store: &dyn Store, pattern: &str, label: &str) -> Result<(), AdminError> {
     let pattern = Pattern::new(pattern)?;
     access::check_label(label)?;
     let key = layout::webhook_key(pattern.as_str(), label);
@@ -93,7 +88,7 @@ pub async fn remove(store: &dyn Store, pattern: &str, label: &str) -> Result<(),
 
 /// The hooks shown for `berth webhook list ARG`: those added with exactly the
 /// pattern `arg`, and, when `arg` names a repository, every hook that fires for it.
-pub async fn list(store: &dyn Store, arg: &str) -> Result<Vec<Hook>, WebhookError> {
+pub async fn list(store: &dyn Store, arg: &str) -> Result<Vec<Hook>, AdminError> {
     let pattern = Pattern::new(arg)?;
     let repository: Option<Repository> = arg.parse().ok();
     load(store, |p| {
@@ -103,10 +98,7 @@ pub async fn list(store: &dyn Store, arg: &str) -> Result<Vec<Hook>, WebhookErro
 }
 
 /// The hooks that fire for a publish to `repository`.
-pub async fn matching(
-    store: &dyn Store,
-    repository: &Repository,
-) -> Result<Vec<Hook>, WebhookError> {
+pub async fn matching(store: &dyn Store, repository: &Repository) -> Result<Vec<Hook>, AdminError> {
     load(store, |p| p.matches(repository)).await
 }
 
@@ -115,7 +107,7 @@ pub async fn matching(
 async fn load(
     store: &dyn Store,
     wanted: impl Fn(&Pattern) -> bool,
-) -> Result<Vec<Hook>, WebhookError> {
+) -> Result<Vec<Hook>, AdminError> {
     let keys = list_all(store, layout::webhooks_prefix()).await?;
     let chosen: Vec<(String, Pattern, String)> = keys
         .iter()
@@ -128,7 +120,7 @@ async fn load(
     let hooks: Vec<Option<Hook>> = stream::iter(chosen)
         .map(|(key, pattern, label)| async move {
             let object = store.get(&key).await?;
-            Ok::<_, WebhookError>(object.and_then(|o| {
+            Ok::<_, AdminError>(object.and_then(|o| {
                 let record = serde_json::from_slice(&o.body).ok()?;
                 Some(Hook {
                     pattern,

@@ -10,24 +10,19 @@ pub mod log;
 pub mod payload;
 
 use berth_core::Repository;
-use berth_core::access::AccessError;
-use berth_core::store::{Store, StoreError};
+use berth_core::store::Store;
 use futures::{StreamExt, stream};
 
+use crate::access_admin::AdminError;
 use crate::publish::PublishReport;
 pub use delivery::{DeliveryOptions, DeliveryReport};
 pub use hook::Hook;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
+    /// Reading or changing the hooks, which are admin records like access ones.
     #[error(transparent)]
-    Invalid(#[from] AccessError),
-    #[error(transparent)]
-    Name(#[from] berth_core::reference::ParseError),
-    #[error("{0}")]
-    Refused(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
+    Hooks(#[from] AdminError),
     #[error("the HTTP client could not be set up: {0}")]
     Client(#[from] reqwest::Error),
 }
@@ -52,7 +47,7 @@ pub async fn notify(
     report: &PublishReport,
     options: &NotifyOptions,
 ) -> Result<Vec<DeliveryReport>, WebhookError> {
-    let repository: Repository = report.repository.parse()?;
+    let repository: Repository = report.repository.parse().map_err(AdminError::from)?;
     let hooks = hook::matching(store, &repository).await?;
     if hooks.is_empty() {
         return Ok(Vec::new());
