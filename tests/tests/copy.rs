@@ -616,6 +616,40 @@ async fn a_partial_file_with_wrong_bytes_is_discarded() {
     assert!(partials(cache.path()).is_empty());
 }
 
+/// Downloads of copies nobody ran again go after a week; recent ones stay for the
+/// copy that left them to resume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_downloads_are_pruned_from_the_cache() {
+    let t = TestStore::new(Backend::Dir, "copy-prune").await;
+    let dist = Distribution::start();
+    seed_image(&dist, "upstream/small", b"small");
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().join("sha256");
+    std::fs::create_dir_all(&dir).unwrap();
+    let aged = |name: &str, days: u64| {
+        let file = std::fs::File::create(dir.join(name)).unwrap();
+        let age = std::time::Duration::from_secs(days * 24 * 60 * 60);
+        file.set_modified(std::time::SystemTime::now() - age)
+            .unwrap();
+    };
+    aged(&format!("{}.partial", "a".repeat(64)), 8);
+    aged(&"b".repeat(64), 8);
+    aged(&format!("{}.partial", "c".repeat(64)), 1);
+
+    User::anonymous().copy_json(
+        &t,
+        &dist.image("upstream/small:v1"),
+        "copy/small:v1",
+        &["--cache-dir", path(cache.path())],
+    );
+    let mut left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, vec![format!("{}.partial", "c".repeat(64))]);
+}
+
 /// A copy killed (SIGKILL) while a layer downloads leaves that layer's
 /// `.partial` file; the next run continues it from its length and finishes an
 /// intact image. The source sits behind a slow link (24 MiB at 8 MiB/s) so the

@@ -19,6 +19,9 @@ use super::Origin;
 use crate::error::PublishError;
 use crate::source::{BlobRef, Fetch};
 
+/// Cached downloads untouched this long belong to copies nobody ran again: removed.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 60 * 60);
+
 /// What this run downloaded, for the copy report.
 #[derive(Debug, Default)]
 pub struct DownloadStats {
@@ -54,6 +57,24 @@ impl Downloads {
             origin,
             dir: cache_dir.join("sha256"),
             stats: DownloadStats::default(),
+        }
+    }
+
+    /// Removes downloads of abandoned copies (older than [`ABANDONED_AFTER`]), so
+    /// the cache does not grow forever; a failure only leaves them for next time.
+    pub async fn prune(&self) {
+        let Ok(mut entries) = tokio::fs::read_dir(&self.dir).await else {
+            return;
+        };
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let abandoned = entry.metadata().await.is_ok_and(|m| {
+                m.is_file()
+                    && m.modified()
+                        .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > ABANDONED_AFTER))
+            });
+            if abandoned {
+                remove(&entry.path()).await;
+            }
         }
     }
 

@@ -90,6 +90,7 @@ pub async fn open(
         origin.clone(),
         &options.cache_dir,
     ));
+    downloads.prune().await;
     Ok((
         Bundle::remote(root, synthesized, downloads.clone()),
         downloads,
