@@ -294,8 +294,10 @@ pub(super) struct Origin {
 }
 
 impl Origin {
+    /// The error line for this source. URLs lose their query strings: a blob's may
+    /// be a presigned S3 URL, a bearer credential that must not reach logs.
     pub fn error(&self, message: impl Into<String>) -> PublishError {
-        PublishError::source(&self.spec, message)
+        PublishError::source(&self.spec, without_queries(&message.into()))
     }
 
     /// One line for a failed registry request, saying what to do where it can.
@@ -357,6 +359,29 @@ fn registry_message(body: &str) -> String {
     text.chars().take(200).collect()
 }
 
+/// `text` with the query string of every URL in it replaced by `?…`.
+fn without_queries(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("://") {
+        let (before, url) = rest.split_at(start);
+        out.push_str(before);
+        let end = url
+            .find(|c: char| c.is_whitespace() || c == ')' || c == '"')
+            .unwrap_or(url.len());
+        match url[..end].find('?') {
+            Some(query) => {
+                out.push_str(&url[..query]);
+                out.push_str("?…");
+            }
+            None => out.push_str(&url[..end]),
+        }
+        rest = &url[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// An error and its causes on one line (reqwest hides the useful part in a source).
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
@@ -386,6 +411,17 @@ mod tests {
         for remote in ["ghcr.io", "10.0.0.1:5000", "registry.example:443"] {
             assert!(!is_loopback(remote), "{remote}");
         }
+    }
+
+    #[test]
+    fn error_lines_never_carry_presigned_queries() {
+        let line = without_queries(
+            "error decoding response body for url (http://localhost:3900/b/v2/x?X-Amz-Signature=abc&X-Amz-Credential=k) then http://h/p",
+        );
+        assert_eq!(
+            line,
+            "error decoding response body for url (http://localhost:3900/b/v2/x?…) then http://h/p"
+        );
     }
 
     #[test]
