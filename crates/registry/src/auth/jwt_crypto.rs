@@ -20,8 +20,10 @@ static ES256_ON_RING: CryptoProvider = CryptoProvider {
     key_utils: KeyUtils::new_unimplemented(),
 };
 
-/// Makes ES256-on-ring the process's `jsonwebtoken` provider. A provider installed
-/// earlier (a program linking jsonwebtoken with its own backend feature) stays: it
+/// Makes ES256-on-ring the process's `jsonwebtoken` provider; the registry's
+/// configuration does so before it loads its key. Only a registry process calls it:
+/// a program that uses jsonwebtoken for more (the end-to-end tests forge HS256 tokens)
+/// keeps the provider its crate features choose. One installed earlier stays, and
 /// signs and verifies ES256 the same way.
 pub fn install() {
     let _ = ES256_ON_RING.install_default();
@@ -93,6 +95,7 @@ mod tests {
 
     #[test]
     fn es256_tokens_verify_with_their_key_only() {
+        install();
         let key = SigningKey::from_pem(&generate_pem().unwrap()).unwrap();
         let other = SigningKey::from_pem(&generate_pem().unwrap()).unwrap();
         let claims = json!({ "sub": "alice", "exp": 4_000_000_000u64 });

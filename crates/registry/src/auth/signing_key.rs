@@ -1,6 +1,6 @@
 //! The token signing key: ECDSA P-256 (ES256), from configuration or generated once
 //! and kept in a local file for `berth serve`. Keys are parsed and made with ring,
-//! which also signs and verifies the tokens ([`super::jwt_crypto`]).
+//! which also signs and verifies the registry's tokens ([`super::jwt_crypto`]).
 
 use std::path::{Path, PathBuf};
 
@@ -9,8 +9,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
-
-use super::jwt_crypto;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -68,9 +66,6 @@ impl SigningKey {
         let decoding = DecodingKey::from_ec_components(&x, &y)
             .map_err(|e| KeyError::Invalid(e.to_string()))?;
         let fingerprint = berth_core::Digest::of(point);
-        // Every token is signed or checked with a SigningKey: this is the one place
-        // that sees a key before jsonwebtoken needs its crypto.
-        jwt_crypto::install();
         Ok(SigningKey {
             encoding: EncodingKey::from_ec_der(&pkcs8),
             decoding,
@@ -185,6 +180,7 @@ MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg9yz3pxjK/mvtYSGq
 QDFAiyfzQzlC30lOTsXjV5ipdj9z1RLUOdQpSAa2GewgfDsiQI3OsNVR
 -----END PRIVATE KEY-----
 ";
+        crate::auth::jwt_crypto::install();
         let sec1 = SigningKey::from_pem(SEC1).unwrap();
         let pkcs8 = SigningKey::from_pem(PKCS8).unwrap();
         assert_eq!(sec1.kid, pkcs8.kid);
