@@ -224,6 +224,12 @@ fn berth_command(store_url: &str, args: &[&str]) -> Command {
     command
 }
 
+/// Runs the `openssl` command (keys and certificates made as users make theirs).
+pub fn openssl(args: &[&str]) {
+    let status = Command::new("openssl").args(args).status().unwrap();
+    assert!(status.success(), "openssl {args:?} failed");
+}
+
 /// Runs `command` with `stdin` written to its input, collecting its output.
 pub fn run_with_input(mut command: Command, stdin: &str) -> Output {
     use std::io::Write;

@@ -10,7 +10,7 @@ use berth_core::store::WriteMeta;
 use berth_core::{Digest, Repository, layout};
 use berth_e2e::oci::Layout;
 use berth_e2e::server::{Server, http};
-use berth_e2e::{Backend, TestStore, both_backends, failure, success};
+use berth_e2e::{Backend, TestStore, both_backends, failure, openssl, success};
 use bytes::Bytes;
 use serde_json::Value;
 
@@ -80,11 +80,6 @@ fn serve(t: &TestStore) -> Server {
         &t.url,
         &[("BERTH_PUBLIC_S3_ENDPOINT", "http://localhost:3900")],
     )
-}
-
-fn openssl(args: &[&str]) {
-    let status = Command::new("openssl").args(args).status().unwrap();
-    assert!(status.success(), "openssl {args:?} failed");
 }
 
 async fn object(t: &TestStore, key: &str) -> Bytes {

@@ -107,6 +107,8 @@ impl ServeArgs {
     /// missing). Under Lambda a generated key would differ per instance, so one must
     /// be configured there.
     async fn signing_key(&self) -> Result<SigningKey, ConfigError> {
+        // The registry signs and checks tokens with this key from here on.
+        crate::auth::jwt_crypto::install();
         if let Ok(pem) = std::env::var("BERTH_TOKEN_KEY") {
             return Ok(SigningKey::from_pem(&pem)?);
         }

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
@@ -89,7 +88,7 @@ pub struct S3Store {
 
 impl S3Store {
     pub async fn connect(bucket: &str, prefix: &str, options: S3Options) -> Self {
-        let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let sdk = crate::aws::config_loader().load().await;
         let custom_endpoint = sdk.endpoint_url().is_some();
         let mut timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(5))

@@ -2,7 +2,7 @@
 //! parameter (`BERTH_TOKEN_KEY_SECRET`), so a deployed function's environment holds
 //! only the secret's ARN, never the key.
 
-use aws_config::{BehaviorVersion, Region};
+use aws_config::Region;
 
 /// Where the key lives, from its ARN.
 #[derive(Debug, PartialEq, Eq)]
@@ -50,7 +50,7 @@ pub async fn fetch(arn: &str) -> Result<String, SecretError> {
     let region = match location {
         Location::SecretsManager { region } | Location::Parameter { region } => region,
     };
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
+    let sdk = berth_core::aws::config_loader()
         .region(Region::new(region.to_owned()))
         .load()
         .await;

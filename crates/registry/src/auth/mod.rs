@@ -6,6 +6,7 @@
 //! registry is open and says so at start.
 
 pub mod endpoint;
+pub mod jwt_crypto;
 pub mod key_secret;
 pub mod signing_key;
 pub mod tokens;

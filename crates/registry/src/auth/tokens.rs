@@ -6,6 +6,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, Header, Validation, decode, decode_header, encode};
+use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
 use super::signing_key::SigningKey;
@@ -81,7 +82,9 @@ pub fn unix_now() -> u64 {
 
 fn random_id() -> String {
     let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes).expect("the system RNG works");
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the system RNG works");
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
