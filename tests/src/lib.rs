@@ -230,6 +230,19 @@ pub fn openssl(args: &[&str]) {
     assert!(status.success(), "openssl {args:?} failed");
 }
 
+/// A new ECDSA P-256 private key in PKCS#8 PEM at `path`, as `openssl genpkey` writes it.
+pub fn openssl_p256_key(path: &str) {
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        path,
+    ]);
+}
+
 /// Runs `command` with `stdin` written to its input, collecting its output.
 pub fn run_with_input(mut command: Command, stdin: &str) -> Output {
     use std::io::Write;

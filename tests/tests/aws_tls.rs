@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use berth_e2e::server::Server;
-use berth_e2e::{Backend, TestStore, failure, openssl};
+use berth_e2e::{Backend, TestStore, failure, openssl, openssl_p256_key};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
 
 const ARN: &str = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:berth/token-key";
@@ -90,15 +90,7 @@ fn make_keys(dir: &Path) {
         "-out",
         &path("leaf.pem"),
     ]);
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-out",
-        &path("token-key.pem"),
-    ]);
+    openssl_p256_key(&path("token-key.pem"));
     openssl(&[
         "pkey",
         "-in",

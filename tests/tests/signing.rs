@@ -10,7 +10,7 @@ use berth_core::store::WriteMeta;
 use berth_core::{Digest, Repository, layout};
 use berth_e2e::oci::Layout;
 use berth_e2e::server::{Server, http};
-use berth_e2e::{Backend, TestStore, both_backends, failure, openssl, success};
+use berth_e2e::{Backend, TestStore, both_backends, failure, openssl, openssl_p256_key, success};
 use bytes::Bytes;
 use serde_json::Value;
 
@@ -196,15 +196,7 @@ async fn openssl_pkcs8_and_sec1_keys_sign() {
     let path = |name: &str| keys.path().join(name).display().to_string();
     push_image(&t, "acme/ssl", "ssl");
     // PKCS#8 (`BEGIN PRIVATE KEY`).
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-out",
-        &path("pkcs8.key"),
-    ]);
+    openssl_p256_key(&path("pkcs8.key"));
     openssl(&[
         "pkey",
         "-in",
