@@ -53,17 +53,27 @@ impl Layout {
         )
     }
 
-    /// An index of one [`Layout::image`] per arch (`"{text} on {arch}"`), stored as a
-    /// blob; returns the index's descriptor.
-    pub fn platform_index(&self, archs: &[&str], text: &str) -> Value {
-        let manifests: Vec<Value> = archs
-            .iter()
-            .map(|arch| with_platform(self.image(arch, &format!("{text} on {arch}")), arch))
-            .collect();
+    /// A [`Layout::image`] for `arch` whose descriptor names its platform, for an index.
+    pub fn platform_image(&self, arch: &str, text: &str) -> Value {
+        with_platform(self.image(arch, text), arch)
+    }
+
+    /// An index of `manifests`, stored as a blob; returns its descriptor.
+    pub fn index_blob(&self, manifests: Vec<Value>) -> Value {
         self.json_blob(
             OCI_INDEX,
             &json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests }),
         )
+    }
+
+    /// An index of one [`Layout::platform_image`] per arch (`"{text} on {arch}"`),
+    /// stored as a blob; returns the index's descriptor.
+    pub fn platform_index(&self, archs: &[&str], text: &str) -> Value {
+        let manifests = archs
+            .iter()
+            .map(|arch| self.platform_image(arch, &format!("{text} on {arch}")))
+            .collect();
+        self.index_blob(manifests)
     }
 
     /// Writes `index.json` naming `manifests`.

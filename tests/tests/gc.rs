@@ -170,12 +170,9 @@ both_backends!(
     |t: TestStore| async move {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::create(dir.path());
-        let amd64 = oci::with_platform(layout.image("amd64", "x86"), "amd64");
-        let arm64 = oci::with_platform(layout.image("arm64", "arm"), "arm64");
-        let index = layout.json_blob(
-            oci::OCI_INDEX,
-            &json!({ "schemaVersion": 2, "mediaType": oci::OCI_INDEX, "manifests": [amd64, arm64] }),
-        );
+        let amd64 = layout.platform_image("amd64", "x86");
+        let arm64 = layout.platform_image("arm64", "arm");
+        let index = layout.index_blob(vec![amd64.clone(), arm64.clone()]);
         layout.set_index(vec![index.clone()]);
         t.push(dir.path().to_str().unwrap(), "multi/arch:v1", &[]);
         let line = failure(&t.berth(&[

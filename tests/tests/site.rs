@@ -248,14 +248,7 @@ async fn berth_serve_answers_the_root_with_the_home_page() {
             .unwrap()
             .contains("docker pull REGISTRY-HOST/acme/web:v1")
     );
-    let index: Value = client
-        .get(server.url("/site/index.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let index = server.get_json("/site/index.json").await;
     assert_eq!(index["repositories"][0]["name"], "acme/web");
 
     let bare = client.get(server.url("/r/acme/web")).send().await.unwrap();

@@ -8,7 +8,7 @@
 
 use berth_core::layout::{self, DIGEST_METADATA, PUSHED_AT_METADATA};
 use berth_core::store::{Store, WriteMeta};
-use berth_core::{Repository, Tag};
+use berth_core::{Digest, Repository, Tag};
 use bytes::Bytes;
 use futures::{StreamExt, stream};
 use serde::Serialize;
@@ -49,6 +49,24 @@ pub struct PublishReport {
     pub webhooks: Vec<DeliveryReport>,
 }
 
+impl PublishReport {
+    /// A report of `digest` into `repository` with nothing counted yet.
+    pub fn new(repository: &Repository, tags: &[Tag], digest: &Digest, media_type: &str) -> Self {
+        PublishReport {
+            repository: repository.to_string(),
+            tags: tags.iter().map(Tag::to_string).collect(),
+            digest: digest.to_string(),
+            media_type: media_type.to_owned(),
+            blobs_uploaded: 0,
+            blobs_skipped: 0,
+            blobs_copied: 0,
+            bytes_uploaded: 0,
+            manifests_written: 0,
+            webhooks: Vec::new(),
+        }
+    }
+}
+
 pub async fn publish(
     store: &dyn Store,
     bundle: &Bundle,
@@ -65,18 +83,8 @@ pub async fn publish(
         .buffered(options.jobs.max(1))
         .collect()
         .await;
-    let mut report = PublishReport {
-        repository: repository.to_string(),
-        tags: tags.iter().map(Tag::to_string).collect(),
-        digest: plan.root().blob.digest.to_string(),
-        media_type: plan.root().blob.media_type.clone(),
-        blobs_uploaded: 0,
-        blobs_skipped: 0,
-        blobs_copied: 0,
-        bytes_uploaded: 0,
-        manifests_written: 0,
-        webhooks: Vec::new(),
-    };
+    let root = &plan.root().blob;
+    let mut report = PublishReport::new(repository, tags, &root.digest, &root.media_type);
     // Every blob is attempted before failing, so one bad blob does not abandon
     // uploads half-way; nothing below runs unless all succeeded.
     let mut outcomes_present = Vec::with_capacity(plan.blobs.len());

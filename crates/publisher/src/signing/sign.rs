@@ -57,11 +57,7 @@ pub async fn sign(
     let payload = Bytes::from(SimpleSigning::new(docker_reference, &signed.digest).to_bytes());
     let payload_digest = Digest::of(&payload);
     let tag = signature_tag(&signed.digest);
-    let existing = signature_manifest(store, repository, &signed.digest).await?;
-    let old_layers: Vec<Descriptor> = existing
-        .as_ref()
-        .map(|(_, m)| m.layers().clone())
-        .unwrap_or_default();
+    let mut known = Signatures::read(store, repository, &signed.digest).await?;
     let report = |manifest: &Digest, signatures: usize, added: bool| SignReport {
         repository: repository.to_string(),
         digest: signed.digest.to_string(),
@@ -73,14 +69,14 @@ pub async fn sign(
 
     // Like cosign, signing the same payload with the same key again adds nothing.
     let public = key.public_key()?;
-    let already = old_layers.iter().any(|layer| {
+    let already = known.tagged.iter().any(|layer| {
         layer_digest(layer).is_ok_and(|d| d == payload_digest)
             && layer_signature(layer)
                 .and_then(|s| STANDARD.decode(s).ok())
                 .is_some_and(|s| public.verifies(&payload, &s))
     });
-    if let (true, Some((digest, _))) = (already, &existing) {
-        return Ok(report(digest, old_layers.len(), false));
+    if let (true, Some(digest)) = (already, &known.tag_digest) {
+        return Ok(report(digest, known.tagged.len(), false));
     }
 
     let signature = STANDARD.encode(key.sign(&payload)?);
@@ -101,7 +97,6 @@ pub async fn sign(
     // signers"). The last signer to write checks last, and sees everyone's.
     let mut ours = Some((new_layer, payload));
     loop {
-        let known = Signatures::read(store, repository, &signed.digest).await?;
         let mut layers = known.union();
         if let Some((layer, _)) = &ours
             && !layers.contains(layer)
@@ -145,6 +140,7 @@ pub async fn sign(
                     .await?;
             }
         }
+        known = Signatures::read(store, repository, &signed.digest).await?;
     }
 }
 

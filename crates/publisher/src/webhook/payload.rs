@@ -100,19 +100,10 @@ mod tests {
 
     #[test]
     fn names_split_into_namespace_and_name() {
-        let report = PublishReport {
-            repository: "acme/tools/web".into(),
-            tags: vec!["v1".into()],
-            digest: "sha256:00".into(),
-            media_type: "m".into(),
-            blobs_uploaded: 0,
-            blobs_skipped: 0,
-            blobs_copied: 0,
-            bytes_uploaded: 0,
-            manifests_written: 0,
-            webhooks: Vec::new(),
-        };
         let repository: Repository = "acme/tools/web".parse().unwrap();
+        let tags = ["v1".parse().unwrap()];
+        let digest = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+        let report = PublishReport::new(&repository, &tags, &digest.parse().unwrap(), "m");
         let payload = Payload::new(&repository, "v1", &report, 7, "ci", Some("https://r.io/"));
         assert_eq!(payload.repository.namespace, "acme");
         assert_eq!(payload.repository.name, "tools/web");
