@@ -512,3 +512,107 @@ async fn an_unreachable_bucket_is_503_with_error_json_not_a_hang() {
         started.elapsed()
     );
 }
+
+/// Credentials that say when they expire (here from a `credential_process` profile,
+/// as SSO, assume-role and instance roles do) cap the URLs they sign, and the
+/// registry learns that expiry without asking the credential chain per redirect.
+#[tokio::test]
+async fn presigned_urls_never_outlive_their_credentials() {
+    let t = TestStore::new(Backend::Garage, "presign-cap").await;
+    let manifest = push_image(&t, "acme/capped", "capped layer", &[]);
+    let layer = layer_of(&t, "acme/capped", &manifest).await;
+    let dir = tempfile::tempdir().unwrap();
+    let calls = dir.path().join("calls");
+    let script = dir.path().join("credentials.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "echo call >> {calls}\n\
+             printf '{{\"Version\":1,\"AccessKeyId\":\"%s\",\"SecretAccessKey\":\"%s\",\"Expiration\":\"%s\"}}' \
+             {key} {secret} \"$(date -u -d '+300 seconds' +%Y-%m-%dT%H:%M:%SZ)\"\n",
+            calls = calls.display(),
+            key = berth_e2e::garage_var("AWS_ACCESS_KEY_ID"),
+            secret = berth_e2e::garage_var("AWS_SECRET_ACCESS_KEY"),
+        ),
+    )
+    .unwrap();
+    let config = dir.path().join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "[profile capped]\ncredential_process = sh {}\n",
+            script.display()
+        ),
+    )
+    .unwrap();
+    let profile_env = [
+        ("BERTH_PUBLIC_S3_ENDPOINT", PUBLIC_S3),
+        // Blank keys make the chain skip the environment and read the profile.
+        ("AWS_ACCESS_KEY_ID", ""),
+        ("AWS_SECRET_ACCESS_KEY", ""),
+        ("AWS_PROFILE", "capped"),
+        ("AWS_CONFIG_FILE", config.to_str().unwrap()),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
+    ];
+    let server = Server::start(&t.url, &profile_env);
+    let url = server.url(&format!("/v2/acme/capped/blobs/{layer}"));
+    for _ in 0..10 {
+        let get = http().get(&url).send().await.unwrap();
+        assert_eq!(get.status(), StatusCode::TEMPORARY_REDIRECT);
+        let location = get.headers()[LOCATION].to_str().unwrap().to_owned();
+        let expires: u64 = location
+            .split("X-Amz-Expires=")
+            .nth(1)
+            .and_then(|rest| rest.split('&').next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((250..=300).contains(&expires), "X-Amz-Expires={expires}");
+        let fetched = reqwest::get(&location).await.unwrap();
+        assert_eq!(
+            fetched.status(),
+            StatusCode::OK,
+            "signed with the profile's keys"
+        );
+        assert_eq!(Digest::of(&fetched.bytes().await.unwrap()).as_str(), layer);
+    }
+    let process_runs = std::fs::read_to_string(&calls).unwrap().lines().count();
+    // One per client (the store's and the presigner's) and one first look at the
+    // expiry: never one per redirect.
+    assert!(
+        process_runs <= 3,
+        "credential_process ran {process_runs} times"
+    );
+    drop(server);
+
+    let shorter = Server::start(
+        &t.url,
+        &[
+            ("BERTH_PUBLIC_S3_ENDPOINT", PUBLIC_S3),
+            ("BERTH_PRESIGN_EXPIRY_SECS", "60"),
+        ],
+    );
+    let get = http()
+        .get(shorter.url(&format!("/v2/acme/capped/blobs/{layer}")))
+        .send()
+        .await
+        .unwrap();
+    let location = get.headers()[LOCATION].to_str().unwrap();
+    assert!(location.contains("X-Amz-Expires=60&"), "{location}");
+}
+
+#[test]
+fn a_presign_expiry_s3_would_refuse_stops_the_registry_at_start() {
+    for bad in ["0", "604801"] {
+        let output = std::process::Command::new(berth_e2e::berth_bin())
+            .args(["serve", "--store", "s3://berth-test/never-read"])
+            .env("BERTH_PRESIGN_EXPIRY_SECS", bad)
+            .output()
+            .unwrap();
+        let stderr = berth_e2e::failure(&output);
+        assert!(
+            stderr.contains("presign-expiry-secs") && stderr.contains("604800"),
+            "{stderr}"
+        );
+    }
+}

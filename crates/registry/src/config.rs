@@ -24,8 +24,10 @@ pub struct ServeArgs {
     /// address than the registry does (default: the SDK's endpoint).
     #[arg(long, env = "BERTH_PUBLIC_S3_ENDPOINT")]
     pub public_s3_endpoint: Option<String>,
-    /// Lifetime of presigned blob URLs in seconds (capped by the signing credentials).
-    #[arg(long, env = "BERTH_PRESIGN_EXPIRY_SECS", default_value_t = 900)]
+    /// Lifetime of presigned blob URLs in seconds, at most 7 days as S3 allows
+    /// (capped by the signing credentials' own expiry).
+    #[arg(long, env = "BERTH_PRESIGN_EXPIRY_SECS", default_value_t = 900,
+          value_parser = clap::value_parser!(u64).range(1..=604_800))]
     pub presign_expiry_secs: u64,
     /// Give up on a store request after this many seconds and answer 503.
     #[arg(long, env = "BERTH_STORE_TIMEOUT_SECS", default_value_t = 10)]

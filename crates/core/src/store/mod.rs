@@ -6,6 +6,7 @@
 //! ignore `If-None-Match`, so safety comes from write order and content addressing.
 
 mod args;
+mod credential_expiry;
 mod dir;
 mod s3;
 

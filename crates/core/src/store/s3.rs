@@ -14,7 +14,6 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -25,6 +24,7 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use tokio::sync::Semaphore;
 
+use super::credential_expiry::ExpiryRecorder;
 use super::{
     FileSegment, ListEntry, Object, ObjectMeta, ObjectReader, Progress, Store, StoreError,
     WriteMeta,
@@ -76,8 +76,8 @@ pub struct S3Store {
     client: Client,
     /// Signs presigned URLs; differs from `client` only by its endpoint.
     presigner: Client,
-    /// Where the signing credentials come from, to cap URL lifetimes at theirs.
-    credentials: Option<SharedCredentialsProvider>,
+    /// The presigner's credentials, to cap URL lifetimes at theirs.
+    credentials: Option<ExpiryRecorder>,
     bucket: String,
     /// Key prefix inside the bucket, with a trailing '/' when not empty.
     prefix: String,
@@ -105,18 +105,18 @@ impl S3Store {
         if sdk.region().is_none() {
             config = config.region(Region::new("us-east-1"));
         }
-        let presigner = match &options.public_endpoint {
-            Some(endpoint) => Client::from_conf(
-                config
-                    .clone()
-                    .endpoint_url(endpoint)
-                    .force_path_style(options.path_style.unwrap_or(true))
-                    .build(),
-            ),
-            None => Client::from_conf(config.clone().build()),
-        };
+        let credentials = sdk.credentials_provider().map(ExpiryRecorder::new);
+        let mut presigner = config.clone();
+        if let Some(endpoint) = &options.public_endpoint {
+            presigner = presigner
+                .endpoint_url(endpoint)
+                .force_path_style(options.path_style.unwrap_or(true));
+        }
+        if let Some(recorder) = &credentials {
+            presigner = presigner.credentials_provider(recorder.clone());
+        }
+        let presigner = Client::from_conf(presigner.build());
         let client = Client::from_conf(config.build());
-        let credentials = sdk.credentials_provider();
         let prefix = if prefix.is_empty() {
             String::new()
         } else {
@@ -135,16 +135,13 @@ impl S3Store {
     }
 
     /// `wanted`, shortened so a presigned URL never outlives the credentials that
-    /// sign it (temporary credentials on Lambda last hours, not days).
+    /// sign it (temporary credentials last hours, not days).
     async fn presign_lifetime(&self, wanted: Duration) -> Duration {
-        let Some(provider) = &self.credentials else {
+        let Some(recorder) = &self.credentials else {
             return wanted;
         };
-        let expiry = match provider.provide_credentials().await {
-            Ok(credentials) => credentials.expiry(),
-            Err(_) => None,
-        };
-        match expiry.and_then(|at| at.duration_since(std::time::SystemTime::now()).ok()) {
+        let expiry = recorder.expiry().await;
+        match expiry.and_then(|at| at.duration_since(SystemTime::now()).ok()) {
             Some(left) => wanted.min(left),
             None => wanted,
         }
