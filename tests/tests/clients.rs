@@ -18,7 +18,8 @@ fn publish_fresh_image(t: &TestStore, dir: &Path) -> (String, String, Value) {
     build_image(&local, &message);
     let archive = dir.join("image.tar");
     save(&local, &archive);
-    let repo = format!("clients/{}", unique("app"));
+    // Three segments: names are routed by their last path part, not by position.
+    let repo = format!("clients/{}/app", unique("team"));
     let report = t.push(archive.to_str().unwrap(), &format!("{repo}:v1"), &[]);
     (repo, message, report)
 }
@@ -95,14 +96,27 @@ both_backends!(
         );
 
         let copy = dir.path().join("copy");
-        let to = format!("oci:{}:v1", copy.display());
+        // `dir:` keeps the manifest as served (an OCI layout would convert it).
+        let to = format!("dir:{}", copy.display());
+        let digest_file = dir.path().join("copied-digest");
         success(&skopeo(&[
             "copy",
             "--src-tls-verify=false",
+            "--digestfile",
+            digest_file.to_str().unwrap(),
             &reference,
             &to,
         ]));
-        assert!(copy.join("index.json").exists());
+        let copied = std::fs::read(copy.join("manifest.json")).unwrap();
+        assert_eq!(
+            berth_core::Digest::of(&copied).as_str(),
+            report["digest"].as_str().unwrap()
+        );
+        assert_eq!(
+            std::fs::read_to_string(&digest_file).unwrap().trim(),
+            report["digest"].as_str().unwrap(),
+            "skopeo copied the digest berth push printed"
+        );
 
         let podman_ref = format!("{}/{repo}:v1", server.address);
         success(&podman(&["pull", "--tls-verify=false", &podman_ref]));

@@ -184,17 +184,20 @@ both_backends!(
                 "{method} {path}"
             );
         }
-        for path in ["/v2/a/b", "/elsewhere", "/v2/a/blobs/uploads/123"] {
+        for path in ["/v2/a/b", "/elsewhere", "/v2/a/b/c/d/blob/x"] {
             let response = client.get(server.url(path)).send().await.unwrap();
-            assert!(
-                matches!(
-                    response.status(),
-                    StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
-                ),
-                "{path}: {}",
-                response.status()
-            );
+            assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
         }
+        // Upload sessions exist only on registries that accept pushes.
+        let upload = client
+            .get(server.url("/v2/a/blobs/uploads/123"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            error_code(upload).await,
+            (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED".into())
+        );
     }
 );
 
@@ -420,6 +423,54 @@ both_backends!(
         let (body, link) = page(&server.url("/v2/_catalog?n=2&last=page/three")).await;
         assert_eq!(body["repositories"], json!(["page/two"]));
         assert_eq!(link, None);
+        for past_the_end in ["/v2/_catalog?n=0", "/v2/_catalog?last=zzz"] {
+            let (body, link) = page(&server.url(past_the_end)).await;
+            assert_eq!(body["repositories"], json!([]), "{past_the_end}");
+            assert_eq!(link, None, "{past_the_end}");
+        }
+        // A cursor does not make an unknown repository known.
+        let unknown = http()
+            .get(server.url("/v2/page/none/tags/list?last=v1"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            error_code(unknown).await,
+            (StatusCode::NOT_FOUND, "NAME_UNKNOWN".into())
+        );
+    }
+);
+
+both_backends!(
+    pages_hold_at_most_1000_entries_whatever_n_asks,
+    |t: TestStore| async move {
+        let tags: Vec<String> = (0..1001).map(|i| format!("t{i:04}")).collect();
+        let mut extra = Vec::new();
+        for tag in &tags[1..] {
+            extra.extend(["-t", tag.as_str()]);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::create(dir.path());
+        layout.set_index(vec![layout.image("amd64", "many tags")]);
+        t.push(
+            dir.path().to_str().unwrap(),
+            &format!("many/tagged:{}", tags[0]),
+            &extra,
+        );
+        let server = serve(&t);
+        for query in ["", "?n=5000"] {
+            let (body, link) =
+                page(&server.url(&format!("/v2/many/tagged/tags/list{query}"))).await;
+            assert_eq!(body["tags"], json!(tags[..1000]), "{query}");
+            assert_eq!(
+                link.as_deref(),
+                Some("</v2/many/tagged/tags/list?n=1000&last=t0999>; rel=\"next\""),
+                "{query}"
+            );
+        }
+        let (body, link) = page(&server.url("/v2/many/tagged/tags/list?n=1000&last=t0999")).await;
+        assert_eq!(body["tags"], json!(["t1000"]));
+        assert_eq!(link, None);
     }
 );
 
@@ -474,6 +525,16 @@ both_backends!(
         assert_eq!(
             filtered.json::<Value>().await.unwrap()["manifests"],
             json!([])
+        );
+        let kept = http()
+            .get(format!("{url}?artifactType=application/spdx%2Bjson"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(kept.headers()["oci-filters-applied"], "artifactType");
+        assert_eq!(
+            kept.json::<Value>().await.unwrap()["manifests"][0]["digest"],
+            artifact["digest"]
         );
         let none = http()
             .get(server.url(&format!(

@@ -22,7 +22,9 @@ pub async fn tags(
     let (n, last) = page(query)?;
     let last: Option<Tag> = last.map(|l| l.parse()).transpose()?;
     let mut tags = catalog::tags(&*registry.store, name, last.as_ref(), n + 1).await?;
-    if tags.is_empty() && last.is_none() && !repository_exists(registry, name).await? {
+    // An empty page is a repository without (further) tags or no repository: only
+    // then is the marker read.
+    if tags.is_empty() && !repository_exists(registry, name).await? {
         return Err(RegistryError::NameUnknown(name.to_string()));
     }
     let more = tags.len() > n;
