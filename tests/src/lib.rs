@@ -5,6 +5,7 @@
 pub mod background;
 pub mod distribution;
 pub mod docker;
+pub mod garage_metrics;
 pub mod oci;
 pub mod receiver;
 pub mod server;
