@@ -482,14 +482,16 @@ both_backends!(
 
         // Garage takes 64 MiB in a blink on loopback: its answers come slowly
         // through a relay, so the upload is still open when the watch sees it.
-        let garage = berth_e2e::garage_var("AWS_ENDPOINT_URL");
-        let link = SlowLink::start(garage.strip_prefix("http://").unwrap(), 2_000);
-        let endpoint = format!("http://{}", link.address());
-        let slow: &[(&str, &str)] = match t.backend {
-            Backend::Garage => &[("AWS_ENDPOINT_URL", &endpoint)],
-            Backend::Dir => &[],
-        };
-        let mut child = spawn_push(&t, path(big_dir.path()), "acme/kill:v1", slow);
+        let link = (t.backend == Backend::Garage).then(|| {
+            let garage = berth_e2e::garage_var("AWS_ENDPOINT_URL");
+            SlowLink::start(garage.strip_prefix("http://").unwrap(), 2_000)
+        });
+        let endpoint = link.as_ref().map(|l| format!("http://{}", l.address()));
+        let slow: Vec<(&str, &str)> = endpoint
+            .iter()
+            .map(|e| ("AWS_ENDPOINT_URL", e.as_str()))
+            .collect();
+        let mut child = spawn_push(&t, path(big_dir.path()), "acme/kill:v1", &slow);
         let uploads = UploadWatch::new(&t).await;
         stop_when(&mut child, "the layer upload starts", || {
             uploads.in_flight(layer_digest)
