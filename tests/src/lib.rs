@@ -139,6 +139,25 @@ impl TestStore {
             .unwrap()
     }
 
+    /// Runs `berth ARGS` with stdout and stderr on a pseudo-terminal, as in an
+    /// interactive shell (util-linux `script`); the output, escapes and all.
+    pub fn berth_on_terminal(&self, args: &[&str]) -> Output {
+        let berth = self.command(args);
+        let line: Vec<String> = std::iter::once(berth.get_program())
+            .chain(berth.get_args())
+            .map(|word| format!("'{}'", word.to_str().unwrap().replace('\'', r"'\''")))
+            .collect();
+        let mut script = Command::new("script");
+        script.args(["-qec", &line.join(" "), "/dev/null"]);
+        for (name, value) in berth.get_envs() {
+            match value {
+                Some(value) => script.env(name, value),
+                None => script.env_remove(name),
+            };
+        }
+        script.output().unwrap()
+    }
+
     /// Runs `berth ARGS` with `stdin` as its input (passwords).
     pub fn berth_with_input(&self, args: &[&str], stdin: &str) -> Output {
         run_with_input(berth_command(&self.url, args), stdin)

@@ -44,16 +44,50 @@ pub async fn prepare_store(store: &dyn Store) -> Result<(), PublishError> {
 
 /// Rewrites `repository`'s tag list, the catalog and the site from listings.
 pub async fn refresh(store: &dyn Store, repository: &Repository) -> Result<(), StoreError> {
-    let tags = catalog::all_tags(store, repository).await?;
-    let tags: Vec<&str> = tags.iter().map(|t| t.as_str()).collect();
-    put_json(
+    let key = layout::tags_list_key(repository);
+    put_listing(
         store,
-        &layout::tags_list_key(repository),
-        &json!({ "name": repository.as_str(), "tags": tags }),
+        &key,
+        || catalog::all_tags(store, repository),
+        |tags| {
+            let tags: Vec<&str> = tags.iter().map(|t| t.as_str()).collect();
+            json!({ "name": repository.as_str(), "tags": tags })
+        },
     )
     .await?;
     refresh_public(store, site::Change::Repository(repository)).await?;
     Ok(())
+}
+
+/// Rounds of [`put_listing`] before it leaves the copy to the next publish.
+const LISTING_ROUNDS: usize = 5;
+
+/// Writes `key` from `list()` and lists again, until a listing taken after the write
+/// matches what it wrote. Concurrent publishers each write a listing taken after
+/// their own tag; the last write to land may hold an older listing than another's,
+/// but its writer's check then sees the difference and writes again. Returns the
+/// listing last written.
+async fn put_listing<T, L, F>(
+    store: &dyn Store,
+    key: &str,
+    list: L,
+    render: impl Fn(&T) -> serde_json::Value,
+) -> Result<T, StoreError>
+where
+    T: PartialEq,
+    L: Fn() -> F,
+    F: Future<Output = Result<T, StoreError>>,
+{
+    let mut listed = list().await?;
+    for _ in 0..LISTING_ROUNDS {
+        put_json(store, key, &render(&listed)).await?;
+        let again = list().await?;
+        if again == listed {
+            break;
+        }
+        listed = again;
+    }
+    Ok(listed)
 }
 
 /// Rewrites what shows the repositories anyone may pull: the static catalog and the
@@ -62,9 +96,16 @@ pub async fn refresh_public(
     store: &dyn Store,
     change: site::Change<'_>,
 ) -> Result<site::SiteReport, StoreError> {
-    let public = public_repositories(store).await?;
-    let names: Vec<&str> = public.iter().map(Repository::as_str).collect();
-    put_json(store, CATALOG_KEY, &json!({ "repositories": names })).await?;
+    let public = put_listing(
+        store,
+        CATALOG_KEY,
+        || public_repositories(store),
+        |public| {
+            let names: Vec<&str> = public.iter().map(Repository::as_str).collect();
+            json!({ "repositories": names })
+        },
+    )
+    .await?;
     site::refresh(store, &public, change).await
 }
 

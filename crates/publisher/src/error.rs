@@ -13,7 +13,7 @@ pub enum PublishError {
         source_name: String,
         message: String,
     },
-    #[error("{source_name}: the archive is malformed or truncated: {message}")]
+    #[error("{source_name}: the image is malformed or truncated: {message}")]
     MalformedArchive {
         source_name: String,
         message: String,

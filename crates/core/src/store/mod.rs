@@ -112,10 +112,12 @@ pub enum StoreError {
         actual: Digest,
         len: u64,
     },
-    #[error("{path}: {source}")]
+    // Not `source`: the message already holds the cause, and `{:#}` chains (the CLI's
+    // one error line) would print it twice.
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("S3 {operation} {key} failed: {message}")]
     S3 {
@@ -128,10 +130,10 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         StoreError::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
 }

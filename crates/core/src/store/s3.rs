@@ -747,4 +747,17 @@ mod tests {
             "v2/a/blobs/sha256%3Aab"
         );
     }
+
+    #[tokio::test]
+    async fn part_size_grows_only_past_the_part_limit() {
+        let store = S3Store::connect("bucket", "", S3Options::default()).await;
+        let default = S3Options::default().part_size;
+        assert_eq!(store.part_size_for(5 << 30), default);
+        assert_eq!(store.part_size_for(0), default);
+        let huge = 200 << 30;
+        let part = store.part_size_for(huge);
+        assert!(part > default, "{part}");
+        assert!(huge.div_ceil(part) <= MAX_PARTS, "{part}");
+        assert_eq!(part % (1 << 20), 0, "whole MiB");
+    }
 }
