@@ -178,6 +178,11 @@ async fn docker_login_and_pull_follow_the_access_rules() {
     let expired = docker(&["pull", &private], "");
     assert!(!expired.status.success(), "an expired token still pulls");
     assert!(
+        stderr(&expired).contains("incorrect username or password"),
+        "{}",
+        stderr(&expired)
+    );
+    assert!(
         !login("alice", &short).status.success(),
         "an expired token still logs in"
     );
@@ -1212,10 +1217,10 @@ async fn an_open_registry_says_so_and_closes_with_its_first_user() {
     add_user(&t, "alice");
     let added = std::time::Instant::now();
     while status("/v2/").await == StatusCode::OK {
-        // The cache lives 1 s; allow for a busy machine.
+        // The cache lives 1 s; allow for a load and a busy machine.
         assert!(
-            added.elapsed().as_secs() < 5,
-            "still open 5 s after the first user"
+            added.elapsed().as_secs() < 3,
+            "still open 3 s after the first user"
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
