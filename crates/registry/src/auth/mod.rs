@@ -252,3 +252,59 @@ fn bearer(headers: &HeaderMap) -> Bearer<'_> {
         _ => Bearer::None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use berth_core::access::{UserRecord, keys};
+    use berth_core::store::{DirStore, WriteMeta};
+
+    use super::*;
+
+    async fn add_user(store: &dyn Store, name: &str) {
+        let record = UserRecord {
+            password: "not checked here".into(),
+        };
+        let body = serde_json::to_vec(&record).unwrap();
+        let key = keys::user(&name.parse().unwrap());
+        store
+            .put(&key, body.into(), &WriteMeta::new("application/json"))
+            .await
+            .unwrap();
+    }
+
+    /// Failures arriving together share one reload, which waits for its slot
+    /// rather than being skipped: what was written before they arrived counts.
+    #[tokio::test]
+    async fn forced_reloads_wait_for_their_slot_and_are_shared() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(DirStore::new(dir.path()));
+        let cache = Arc::new(AccessCache::new(store.clone(), Duration::from_secs(60)));
+        let before_first = Instant::now();
+        let first = cache.get().await.unwrap();
+        add_user(&*store, "alice").await;
+
+        let arrived = Instant::now();
+        let failures: Vec<_> = (0..20)
+            .map(|_| {
+                let cache = cache.clone();
+                tokio::spawn(async move { cache.get_as_of(arrived).await.unwrap() })
+            })
+            .collect();
+        let mut configs = Vec::new();
+        for failure in failures {
+            configs.push(failure.await.unwrap());
+        }
+        assert!(
+            before_first.elapsed() >= FORCED_RELOAD_INTERVAL,
+            "waited for the slot"
+        );
+        assert!(
+            configs.iter().all(|c| Arc::ptr_eq(c, &configs[0])),
+            "one load"
+        );
+        assert!(!Arc::ptr_eq(&configs[0], &first));
+        assert!(configs[0].users.contains_key(&"alice".parse().unwrap()));
+        // The reload also serves later callers until the cache's own expiry.
+        assert!(Arc::ptr_eq(&cache.get().await.unwrap(), &configs[0]));
+    }
+}
