@@ -1,6 +1,6 @@
 //! A real `berth serve` process on a free loopback port, stopped when dropped.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 
 use crate::{berth_bin, docker, garage_env};
@@ -9,6 +9,8 @@ pub struct Server {
     child: Child,
     /// `127.0.0.1:PORT`, as clients name the registry.
     pub address: String,
+    /// Everything the server wrote to stderr so far ([`Server::log`]).
+    log: tempfile::NamedTempFile,
 }
 
 impl Server {
@@ -25,24 +27,32 @@ impl Server {
             .stderr(Stdio::piped());
         let mut child = command.spawn().unwrap();
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let mut sink = log.reopen().unwrap();
         let mut line = String::new();
         let address = loop {
             line.clear();
             if stderr.read_line(&mut line).unwrap() == 0 {
                 panic!("berth serve exited before listening");
             }
+            sink.write_all(line.as_bytes()).unwrap();
             if let Some(rest) = line.trim().split("http://").nth(1) {
                 break rest.trim_end_matches("/v2/").to_owned();
             }
         };
-        // Keep draining stderr so the server never blocks on a full pipe.
+        // Keep draining stderr into the log so the server never blocks on a full pipe.
         std::thread::spawn(move || {
-            let mut sink = String::new();
-            while stderr.read_line(&mut sink).unwrap_or(0) > 0 {
-                sink.clear();
+            let mut line = String::new();
+            while stderr.read_line(&mut line).unwrap_or(0) > 0 {
+                let _ = sink.write_all(line.as_bytes());
+                line.clear();
             }
         });
-        Server { child, address }
+        Server {
+            child,
+            address,
+            log,
+        }
     }
 
     /// Serves `store_url` so that clients on this machine (skopeo, docker) can follow
@@ -53,6 +63,11 @@ impl Server {
             store_url,
             &[("BERTH_PUBLIC_S3_ENDPOINT", "http://localhost:3900")],
         )
+    }
+
+    /// What the server wrote to stderr so far (set `BERTH_LOG` to see more).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {

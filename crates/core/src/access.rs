@@ -351,11 +351,16 @@ impl AccessConfig {
 
     /// Checks a `docker login` password: the user's password or one of their access
     /// tokens. Slow on purpose for passwords (argon2id); run it off the async runtime.
+    ///
+    /// The work depends on the secret's shape, never on whether `user` exists: a
+    /// password for an unknown user is checked against [`DUMMY_HASH`] (same
+    /// parameters), and a token for one against an empty token list, so timing does
+    /// not reveal which users exist.
     pub fn authenticate(&self, user: &Name, secret: &str, now: u64) -> Option<Credential> {
-        let record = self.users.get(user)?;
-        if secret.starts_with(TOKEN_PREFIX) {
+        let record = self.users.get(user);
+        if is_token(secret) {
             let hash = sha256_hex(secret);
-            return self.tokens.get(user)?.iter().find_map(|(label, token)| {
+            let found = self.tokens.get(user)?.iter().find_map(|(label, token)| {
                 let live = token.expires_at.is_none_or(|at| now < at);
                 (live && constant_time_eq(token.sha256.as_bytes(), hash.as_bytes())).then(|| {
                     Credential::Token {
@@ -363,10 +368,24 @@ impl AccessConfig {
                     }
                 })
             });
+            // Tokens of a removed user stay refused even if their objects linger.
+            return found.filter(|_| record.is_some());
         }
-        verify_password(&record.password, secret).then_some(Credential::Password)
+        let phc = record.map_or(DUMMY_HASH.as_str(), |r| r.password.as_str());
+        let valid = verify_password(phc, secret);
+        (valid && record.is_some()).then_some(Credential::Password)
     }
 }
+
+/// Whether a `docker login` secret is an access token (fast to check) rather than a
+/// password (an argon2id check).
+pub fn is_token(secret: &str) -> bool {
+    secret.starts_with(TOKEN_PREFIX)
+}
+
+/// What a password for an unknown user is checked against: a hash made with the
+/// same parameters as real ones, of a random password nobody knows.
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| hash_password(&new_token()));
 
 /// Access tokens start with this, so a password is never mistaken for one.
 pub const TOKEN_PREFIX: &str = "berth_";
@@ -504,5 +523,41 @@ mod tests {
             "expired"
         );
         assert_eq!(config.authenticate(&name("bob"), "s3cret", 0), None);
+        assert_eq!(config.authenticate(&name("bob"), &token, 0), None);
+    }
+
+    #[test]
+    fn unknown_users_cost_an_argon2_check_like_known_ones() {
+        let mut config = AccessConfig::default();
+        config.users.insert(
+            name("alice"),
+            UserRecord {
+                password: hash_password("s3cret"),
+            },
+        );
+        // Warm the dummy hash, made once per process.
+        assert_eq!(config.authenticate(&name("nobody"), "x", 0), None);
+        // The fastest of three runs: a busy machine only ever adds time.
+        let time = |user: &str| {
+            (0..3)
+                .map(|_| {
+                    let started = std::time::Instant::now();
+                    assert_eq!(config.authenticate(&name(user), "wrong", 0), None);
+                    started.elapsed()
+                })
+                .min()
+                .unwrap()
+        };
+        let (known, unknown) = (time("alice"), time("nobody"));
+        // Same parameters, so the same work; generous bounds for a shared machine.
+        assert!(
+            unknown * 3 > known && known * 3 > unknown,
+            "known {known:?}, unknown {unknown:?}"
+        );
+        let params = |phc: &str| PasswordHash::new(phc).unwrap().params.to_string();
+        assert_eq!(
+            params(&DUMMY_HASH),
+            params(&config.users[&name("alice")].password)
+        );
     }
 }

@@ -252,7 +252,7 @@ pub async fn describe(store: &dyn Store) -> Result<String, AdminError> {
         let _ = writeln!(out, "user {user}");
         for (label, token) in config.tokens.get(user).into_iter().flatten() {
             let expiry = token.expires_at.map_or("never expires".to_owned(), |at| {
-                format!("expires at {at} (unix)")
+                format!("expires {}", rfc3339(at))
             });
             let _ = writeln!(out, "  token {label}: {expiry}");
         }
@@ -276,7 +276,19 @@ pub async fn describe(store: &dyn Store) -> Result<String, AdminError> {
     Ok(out)
 }
 
-/// `30d`, `12h`, `90m`, `45s`.
+/// Unix seconds as an RFC 3339 time, as `token list` and `access show` print them.
+pub fn rfc3339(unix: u64) -> String {
+    let time = UNIX_EPOCH + Duration::from_secs(unix.min(MAX_PRINTABLE_UNIX));
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+/// 9999-12-31T23:59:59Z, the last time RFC 3339 can write.
+const MAX_PRINTABLE_UNIX: u64 = 253_402_300_799;
+
+/// The longest duration [`parse_duration`] accepts: 100 years.
+pub const MAX_DURATION_SECS: u64 = 36_500 * 86_400;
+
+/// `30d`, `12h`, `90m`, `45s`, up to [`MAX_DURATION_SECS`].
 pub fn parse_duration(text: &str) -> Result<Duration, AdminError> {
     let invalid = || {
         refused(format!(
@@ -287,13 +299,23 @@ pub fn parse_duration(text: &str) -> Result<Duration, AdminError> {
     let number: u64 = text[..text.len() - unit.len_utf8()]
         .parse()
         .map_err(|_| invalid())?;
-    let seconds = match unit {
-        'd' => number * 86_400,
-        'h' => number * 3_600,
-        'm' => number * 60,
-        's' => number,
+    let per_unit = match unit {
+        'd' => 86_400,
+        'h' => 3_600,
+        'm' => 60,
+        's' => 1,
         _ => return Err(invalid()),
     };
+    // Also keeps expiry dates printable (RFC 3339 ends at year 9999).
+    let seconds = number
+        .checked_mul(per_unit)
+        .filter(|s| *s <= MAX_DURATION_SECS)
+        .ok_or_else(|| {
+            refused(format!(
+                "{text:?} is too long a duration: use at most {}d (100 years)",
+                MAX_DURATION_SECS / 86_400
+            ))
+        })?;
     if seconds == 0 {
         return Err(invalid());
     }
@@ -305,12 +327,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn times_print_as_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(u64::MAX), "9999-12-31T23:59:59Z");
+    }
+
+    #[test]
     fn durations_parse() {
         assert_eq!(
             parse_duration("30d").unwrap(),
             Duration::from_secs(30 * 86_400)
         );
         assert_eq!(parse_duration("90m").unwrap(), Duration::from_secs(5_400));
+        assert_eq!(
+            parse_duration("36500d").unwrap().as_secs(),
+            MAX_DURATION_SECS
+        );
+        assert!(
+            parse_duration("99999999999999999d")
+                .unwrap_err()
+                .to_string()
+                .contains("too long")
+        );
         for bad in ["", "d", "10", "5w", "-1h", "0s"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }

@@ -146,10 +146,11 @@ pub async fn token(store: &dyn Store, command: TokenCommand) -> anyhow::Result<(
             let user: Name = user.parse()?;
             let config = berth_core::access::AccessConfig::load(store).await?;
             for (label, token) in config.tokens.get(&user).into_iter().flatten() {
-                let expiry = token
-                    .expires_at
-                    .map_or("never".to_owned(), |at| at.to_string());
-                println!("{label}\tcreated {}\texpires {expiry}", token.created_at);
+                let expiry = token.expires_at.map_or("never".to_owned(), admin::rfc3339);
+                println!(
+                    "{label}\tcreated {}\texpires {expiry}",
+                    admin::rfc3339(token.created_at)
+                );
             }
         }
         TokenCommand::Revoke { user, label } => {

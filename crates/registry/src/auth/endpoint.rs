@@ -194,8 +194,10 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, Re
 }
 
 /// Checks credentials; when they fail against a configuration loaded before the
-/// request `started`, reloads once and retries, so a user or token created a moment
-/// ago logs in at once.
+/// request `started`, checks again against one loaded after it, so a user or token
+/// created a moment ago logs in at once. Forced reloads are rate limited
+/// ([`super::AccessCache::get_as_of`]): a flood of failures costs the store about
+/// one load per second.
 async fn login(
     registry: &Registry,
     started: Instant,
@@ -203,33 +205,39 @@ async fn login(
     user: &str,
     secret: &str,
 ) -> Result<(Name, Credential, Arc<AccessConfig>), RegistryError> {
-    match authenticate(&access, user, secret).await {
-        Ok((name, credential)) => Ok((name, credential, access)),
-        Err(error) => {
-            let fresh = registry.auth.access.get_as_of(started).await?;
-            if Arc::ptr_eq(&fresh, &access) {
-                return Err(error);
-            }
-            let (name, credential) = authenticate(&fresh, user, secret).await?;
-            Ok((name, credential, fresh))
-        }
+    let wrong = || RegistryError::Credentials("incorrect username or password".into());
+    // A name that cannot parse can never exist: no reload would help.
+    let name: Name = user.parse().map_err(|_| wrong())?;
+    if let Some(credential) = authenticate(registry, &access, &name, secret).await {
+        return Ok((name, credential, access));
     }
+    let fresh = registry.auth.access.get_as_of(started).await?;
+    if Arc::ptr_eq(&fresh, &access) {
+        return Err(wrong());
+    }
+    let credential = authenticate(registry, &fresh, &name, secret)
+        .await
+        .ok_or_else(wrong)?;
+    Ok((name, credential, fresh))
 }
 
-/// Checks a password or access token; argon2 runs off the async runtime.
+/// Checks a password or access token. Passwords (argon2id, 12 MiB) run off the
+/// async runtime, a few at a time ([`super::PASSWORD_CHECKS_AT_ONCE`]); tokens are
+/// one SHA-256.
 async fn authenticate(
+    registry: &Registry,
     access: &Arc<AccessConfig>,
-    user: &str,
+    name: &Name,
     secret: &str,
-) -> Result<(Name, Credential), RegistryError> {
-    let wrong = || RegistryError::Credentials("incorrect username or password".into());
-    let name: Name = user.parse().map_err(|_| wrong())?;
+) -> Option<Credential> {
+    if berth_core::access::is_token(secret) {
+        return access.authenticate(name, secret, unix_now());
+    }
+    let _permit = registry.auth.password_checks.acquire().await.ok()?;
     let (config, checked, secret) = (access.clone(), name.clone(), secret.to_owned());
-    let credential =
-        tokio::task::spawn_blocking(move || config.authenticate(&checked, &secret, unix_now()))
-            .await
-            .expect("password check panicked");
-    credential.map(|c| (name, c)).ok_or_else(wrong)
+    tokio::task::spawn_blocking(move || config.authenticate(&checked, &secret, unix_now()))
+        .await
+        .expect("password check panicked")
 }
 
 /// Ties a refresh token to what the login proved.

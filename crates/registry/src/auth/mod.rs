@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, header};
 use berth_core::Repository;
 use berth_core::access::{AccessConfig, Name};
 use berth_core::store::{Store, StoreError};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Semaphore};
 
 use crate::error::RegistryError;
 use tokens::{Claims, TokenIssuer};
@@ -32,6 +32,10 @@ pub struct AccessCache {
     current: Mutex<Option<(Instant, Arc<AccessConfig>)>>,
 }
 
+/// The least time between the start of one load and a reload forced by a failed
+/// login: however many logins fail, the store sees at most one load per interval.
+pub const FORCED_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+
 impl AccessCache {
     pub fn new(store: Arc<dyn Store>, ttl: Duration) -> Self {
         AccessCache {
@@ -44,39 +48,58 @@ impl AccessCache {
     /// The configuration, reloaded if older than the cache's time to live. One load
     /// at a time; callers arriving meanwhile wait for its result.
     pub async fn get(&self) -> Result<Arc<AccessConfig>, StoreError> {
-        self.reload_unless(|started| started.elapsed() < self.ttl)
-            .await
-    }
-
-    /// The configuration as of `moment` or later: reloaded unless the cached load
-    /// began after it. A failed login calls this with the request's start, so a user
-    /// or token created before the request always counts, and concurrent failures
-    /// share one reload.
-    pub async fn get_as_of(&self, moment: Instant) -> Result<Arc<AccessConfig>, StoreError> {
-        self.reload_unless(|started| started >= moment).await
-    }
-
-    async fn reload_unless(
-        &self,
-        fresh_enough: impl Fn(Instant) -> bool,
-    ) -> Result<Arc<AccessConfig>, StoreError> {
         let mut current = self.current.lock().await;
-        if let Some((started, config)) = &*current
-            && fresh_enough(*started)
-        {
-            return Ok(config.clone());
+        match &*current {
+            Some((started, config)) if started.elapsed() < self.ttl => Ok(config.clone()),
+            _ => self.load(&mut current, "expired").await,
         }
+    }
+
+    /// The configuration as of `moment` or later: a failed login calls this with the
+    /// request's arrival, so a user or token created before the request always
+    /// counts. A reload starts at most [`FORCED_RELOAD_INTERVAL`] after the previous
+    /// load began: a failure arriving sooner waits for that slot rather than
+    /// skipping the reload, and every failure waiting for it shares its one load.
+    pub async fn get_as_of(&self, moment: Instant) -> Result<Arc<AccessConfig>, StoreError> {
+        loop {
+            let mut current = self.current.lock().await;
+            let next_slot = match &*current {
+                Some((started, config)) if *started >= moment => return Ok(config.clone()),
+                Some((started, _)) => *started + FORCED_RELOAD_INTERVAL,
+                None => Instant::now(),
+            };
+            if Instant::now() >= next_slot {
+                return self.load(&mut current, "failed login").await;
+            }
+            // Not holding the lock while waiting: other requests keep using the cache.
+            drop(current);
+            tokio::time::sleep_until(next_slot.into()).await;
+        }
+    }
+
+    async fn load(
+        &self,
+        current: &mut Option<(Instant, Arc<AccessConfig>)>,
+        reason: &'static str,
+    ) -> Result<Arc<AccessConfig>, StoreError> {
         // Stamped with the load's start: everything written before it is included.
         let started = Instant::now();
         let config = Arc::new(AccessConfig::load(&*self.store).await?);
+        tracing::debug!(reason, "loaded the access configuration");
         *current = Some((started, config.clone()));
         Ok(config)
     }
 }
 
+/// Password checks (argon2id, 12 MiB each) running at once; more wait their turn,
+/// so a burst of logins cannot exhaust memory (48 MiB at most).
+pub const PASSWORD_CHECKS_AT_ONCE: usize = 4;
+
 #[derive(Debug)]
 pub struct Auth {
     pub access: AccessCache,
+    /// Holds [`PASSWORD_CHECKS_AT_ONCE`] permits.
+    pub password_checks: Semaphore,
     pub tokens: TokenIssuer,
     /// The registry's public base URL for the token realm; derived from the request
     /// (`X-Forwarded-Proto`, `Host`) when unset.
@@ -227,5 +250,61 @@ fn bearer(headers: &HeaderMap) -> Bearer<'_> {
             Bearer::Token(token.trim())
         }
         _ => Bearer::None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use berth_core::access::{UserRecord, keys};
+    use berth_core::store::{DirStore, WriteMeta};
+
+    use super::*;
+
+    async fn add_user(store: &dyn Store, name: &str) {
+        let record = UserRecord {
+            password: "not checked here".into(),
+        };
+        let body = serde_json::to_vec(&record).unwrap();
+        let key = keys::user(&name.parse().unwrap());
+        store
+            .put(&key, body.into(), &WriteMeta::new("application/json"))
+            .await
+            .unwrap();
+    }
+
+    /// Failures arriving together share one reload, which waits for its slot
+    /// rather than being skipped: what was written before they arrived counts.
+    #[tokio::test]
+    async fn forced_reloads_wait_for_their_slot_and_are_shared() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(DirStore::new(dir.path()));
+        let cache = Arc::new(AccessCache::new(store.clone(), Duration::from_secs(60)));
+        let before_first = Instant::now();
+        let first = cache.get().await.unwrap();
+        add_user(&*store, "alice").await;
+
+        let arrived = Instant::now();
+        let failures: Vec<_> = (0..20)
+            .map(|_| {
+                let cache = cache.clone();
+                tokio::spawn(async move { cache.get_as_of(arrived).await.unwrap() })
+            })
+            .collect();
+        let mut configs = Vec::new();
+        for failure in failures {
+            configs.push(failure.await.unwrap());
+        }
+        assert!(
+            before_first.elapsed() >= FORCED_RELOAD_INTERVAL,
+            "waited for the slot"
+        );
+        assert!(
+            configs.iter().all(|c| Arc::ptr_eq(c, &configs[0])),
+            "one load"
+        );
+        assert!(!Arc::ptr_eq(&configs[0], &first));
+        assert!(configs[0].users.contains_key(&"alice".parse().unwrap()));
+        // The reload also serves later callers until the cache's own expiry.
+        assert!(Arc::ptr_eq(&cache.get().await.unwrap(), &configs[0]));
     }
 }
