@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use crate::{berth_bin, docker, garage_env};
 
@@ -9,6 +10,8 @@ pub struct Server {
     child: Child,
     /// `127.0.0.1:PORT`, as clients name the registry.
     pub address: String,
+    /// Everything the server has logged (its stderr) since it listened.
+    logs: Arc<Mutex<String>>,
 }
 
 impl Server {
@@ -26,23 +29,34 @@ impl Server {
         let mut child = command.spawn().unwrap();
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
         let mut line = String::new();
+        let mut before = String::new();
         let address = loop {
             line.clear();
             if stderr.read_line(&mut line).unwrap() == 0 {
-                panic!("berth serve exited before listening");
+                panic!("berth serve exited before listening: {before}");
             }
-            if let Some(rest) = line.trim().split("http://").nth(1) {
+            // Its one `berth: serving STORE at URL` line; debug logs may name URLs too.
+            let serving = line.trim().strip_prefix("berth: serving ");
+            if let Some(rest) = serving.and_then(|s| s.split(" at http://").nth(1)) {
                 break rest.trim_end_matches("/v2/").to_owned();
             }
+            before.push_str(&line);
         };
         // Keep draining stderr so the server never blocks on a full pipe.
+        let logs = Arc::new(Mutex::new(before));
+        let kept = logs.clone();
         std::thread::spawn(move || {
-            let mut sink = String::new();
-            while stderr.read_line(&mut sink).unwrap_or(0) > 0 {
-                sink.clear();
+            let mut line = String::new();
+            while stderr.read_line(&mut line).unwrap_or(0) > 0 {
+                kept.lock().unwrap().push_str(&line);
+                line.clear();
             }
         });
-        Server { child, address }
+        Server {
+            child,
+            address,
+            logs,
+        }
     }
 
     /// Serves `store_url` so that clients on this machine (skopeo, docker) can follow
@@ -53,6 +67,11 @@ impl Server {
             store_url,
             &[("BERTH_PUBLIC_S3_ENDPOINT", "http://localhost:3900")],
         )
+    }
+
+    /// The server's log lines so far (`BERTH_LOG` in `env` sets how many).
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use berth_core::Digest;
 use berth_e2e::docker::{build_image, save, skopeo};
 use berth_e2e::oci::{self, Layout};
 use berth_e2e::{Backend, TestStore, both_backends, failure, success, unique};
@@ -48,58 +47,6 @@ fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// Every tag of the repository resolves to a manifest whose blobs and children all
-/// exist: the invariant publish order guarantees.
-async fn assert_tag_complete(t: &TestStore, repo: &str, tag: &str) -> Value {
-    let tag_object = t
-        .store
-        .get(&format!("v2/{repo}/manifests/{tag}"))
-        .await
-        .unwrap();
-    let tag_object = tag_object.unwrap_or_else(|| panic!("{repo}:{tag} missing"));
-    let digest = Digest::of(&tag_object.body);
-    assert_eq!(
-        tag_object.meta.metadata.get("digest"),
-        Some(&digest.to_string())
-    );
-    assert_manifest_complete(t, repo, &digest).await;
-    serde_json::from_slice(&tag_object.body).unwrap()
-}
-
-async fn assert_manifest_complete(t: &TestStore, repo: &str, digest: &Digest) {
-    let key = format!("v2/{repo}/manifests/{digest}");
-    let object = t
-        .store
-        .get(&key)
-        .await
-        .unwrap()
-        .unwrap_or_else(|| panic!("{key} missing"));
-    assert_eq!(&Digest::of(&object.body), digest, "{key} holds other bytes");
-    assert_eq!(
-        object.meta.metadata.get("digest"),
-        Some(&digest.to_string())
-    );
-    let manifest: Value = serde_json::from_slice(&object.body).unwrap();
-    if let Some(children) = manifest["manifests"].as_array() {
-        for child in children {
-            let child: Digest = child["digest"].as_str().unwrap().parse().unwrap();
-            Box::pin(assert_manifest_complete(t, repo, &child)).await;
-        }
-        return;
-    }
-    let layers = manifest["layers"].as_array().unwrap();
-    for blob in layers.iter().chain([&manifest["config"]]) {
-        let key = format!("v2/{repo}/blobs/{}", blob["digest"].as_str().unwrap());
-        let head = t
-            .store
-            .head(&key)
-            .await
-            .unwrap()
-            .unwrap_or_else(|| panic!("{key} missing"));
-        assert_eq!(head.size, blob["size"].as_u64().unwrap());
-    }
-}
-
 both_backends!(
     docker_save_tarball_publishes_blobs_manifests_and_tags,
     |t: TestStore| async move {
@@ -119,7 +66,7 @@ both_backends!(
         );
 
         for tag in ["v1", "latest"] {
-            let manifest = assert_tag_complete(&t, "acme/hello", tag).await;
+            let manifest = t.assert_tag_complete("acme/hello", tag).await;
             assert_eq!(manifest["mediaType"], DOCKER_MANIFEST);
         }
         let digest = report["digest"].as_str().unwrap();
@@ -170,7 +117,7 @@ both_backends!(
         assert_eq!(second["blobs_uploaded"], 0, "{second}");
         assert_eq!(second["blobs_copied"], 3);
         assert_eq!(second["bytes_uploaded"], 0);
-        assert_tag_complete(&t, "team/two", "v1").await;
+        t.assert_tag_complete("team/two", "v1").await;
         let catalog = t.get_json("v2/_catalog").await;
         assert_eq!(catalog, json!({ "repositories": ["team/one", "team/two"] }));
     }
@@ -186,7 +133,7 @@ both_backends!(
 
         let from_dir = t.push(path(&f.layout), "oci/dir:v1", &[]);
         assert_eq!(from_dir["digest"], skopeo_digest.as_str());
-        let manifest = assert_tag_complete(&t, "oci/dir", "v1").await;
+        let manifest = t.assert_tag_complete("oci/dir", "v1").await;
         assert_eq!(manifest["mediaType"], oci::OCI_MANIFEST);
 
         let packed = tempfile::tempdir().unwrap();
@@ -197,7 +144,7 @@ both_backends!(
         .pack(&tar);
         let from_tar = t.push(&format!("oci:{}", path(&tar)), "oci/tar:v1", &[]);
         assert_eq!(from_tar["digest"], skopeo_digest.as_str());
-        assert_tag_complete(&t, "oci/tar", "v1").await;
+        t.assert_tag_complete("oci/tar", "v1").await;
     }
 );
 
@@ -234,7 +181,7 @@ both_backends!(
             &[],
         );
         assert_eq!(from_daemon["digest"], from_archive["digest"]);
-        assert_tag_complete(&t, "daemon/engine", "v1").await;
+        t.assert_tag_complete("daemon/engine", "v1").await;
     }
 );
 
@@ -253,7 +200,7 @@ both_backends!(
         assert_eq!(report["media_type"], oci::OCI_INDEX);
         assert_eq!(report["blobs_uploaded"], 4);
         assert_eq!(report["manifests_written"], 3);
-        let stored = assert_tag_complete(&t, "multi/arch", "v1").await;
+        let stored = t.assert_tag_complete("multi/arch", "v1").await;
         assert_eq!(stored["manifests"].as_array().unwrap().len(), 2);
         let head = t
             .store
@@ -285,7 +232,7 @@ both_backends!(
         layout.set_index(vec![manifest.clone()]);
         let report = t.push(path(dir.path()), "acme/sbom:v1", &[]);
         assert_eq!(report["digest"], manifest["digest"]);
-        let stored = assert_tag_complete(&t, "acme/sbom", "v1").await;
+        let stored = t.assert_tag_complete("acme/sbom", "v1").await;
         assert_eq!(stored["artifactType"], "application/spdx+json");
     }
 );
@@ -482,7 +429,7 @@ async fn a_killed_publish_leaves_existing_tags_complete() {
             std::thread::sleep(std::time::Duration::from_millis(delay_ms));
             child.kill().unwrap();
             child.wait().unwrap();
-            assert_tag_complete(&t, "acme/kill", "v1").await;
+            t.assert_tag_complete("acme/kill", "v1").await;
         }
     }
 }

@@ -29,7 +29,16 @@ use tokens::{Claims, TokenIssuer};
 pub struct AccessCache {
     store: Arc<dyn Store>,
     ttl: Duration,
-    current: Mutex<Option<(Instant, Arc<AccessConfig>)>>,
+    loads: Mutex<Loads>,
+}
+
+#[derive(Debug, Default)]
+struct Loads {
+    /// The last successful load, stamped with its start.
+    config: Option<(Instant, Arc<AccessConfig>)>,
+    /// The last failed load, stamped with its end: the callers that waited for it
+    /// share its error instead of queueing for one store timeout each.
+    failure: Option<(Instant, StoreError)>,
 }
 
 impl AccessCache {
@@ -37,12 +46,12 @@ impl AccessCache {
         AccessCache {
             store,
             ttl,
-            current: Mutex::new(None),
+            loads: Mutex::new(Loads::default()),
         }
     }
 
     /// The configuration, reloaded if older than the cache's time to live. One load
-    /// at a time; callers arriving meanwhile wait for its result.
+    /// at a time; callers arriving meanwhile wait for its result, success or failure.
     pub async fn get(&self) -> Result<Arc<AccessConfig>, StoreError> {
         self.reload_unless(|started| started.elapsed() < self.ttl)
             .await
@@ -60,17 +69,32 @@ impl AccessCache {
         &self,
         fresh_enough: impl Fn(Instant) -> bool,
     ) -> Result<Arc<AccessConfig>, StoreError> {
-        let mut current = self.current.lock().await;
-        if let Some((started, config)) = &*current
+        let arrived = Instant::now();
+        let mut loads = self.loads.lock().await;
+        if let Some((started, config)) = &loads.config
             && fresh_enough(*started)
         {
             return Ok(config.clone());
         }
+        if let Some((ended, error)) = &loads.failure
+            && *ended >= arrived
+        {
+            return Err(error.duplicate());
+        }
         // Stamped with the load's start: everything written before it is included.
         let started = Instant::now();
-        let config = Arc::new(AccessConfig::load(&*self.store).await?);
-        *current = Some((started, config.clone()));
-        Ok(config)
+        match AccessConfig::load(&*self.store).await {
+            Ok(config) => {
+                let config = Arc::new(config);
+                loads.config = Some((started, config.clone()));
+                loads.failure = None;
+                Ok(config)
+            }
+            Err(error) => {
+                loads.failure = Some((Instant::now(), error.duplicate()));
+                Err(error)
+            }
+        }
     }
 }
 
