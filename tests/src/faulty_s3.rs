@@ -31,6 +31,8 @@ pub enum Answer {
 pub struct Fault {
     answer: Answer,
     method: Option<Method>,
+    /// Only requests whose decoded path and query hold this are faulted.
+    touching: Option<String>,
     /// Requests whose decoded path and query hold this are always relayed.
     spared: Option<String>,
     /// Faults at most this many requests, then relays the rest.
@@ -43,6 +45,7 @@ impl Fault {
         Fault {
             answer,
             method: None,
+            touching: None,
             spared: None,
             times: usize::MAX,
         }
@@ -64,6 +67,15 @@ impl Fault {
         }
     }
 
+    /// Only requests whose path and query, percent-decoded, contain `text`
+    /// (`partNumber=` picks UploadPart).
+    pub fn touching(self, text: &str) -> Fault {
+        Fault {
+            touching: Some(text.to_owned()),
+            ..self
+        }
+    }
+
     /// Relays the requests whose path and query, percent-decoded, contain `text`
     /// (a key prefix such as `_berth/access/`, wherever the SDK puts it).
     pub fn sparing(self, text: &str) -> Fault {
@@ -74,12 +86,16 @@ impl Fault {
     }
 
     fn matches(&self, method: &Method, uri: &Uri) -> bool {
-        let target = uri.path_and_query().map_or("", |p| p.as_str());
+        let target = percent_decode(uri.path_and_query().map_or("", |p| p.as_str()));
         self.method.as_ref().is_none_or(|m| m == method)
+            && self
+                .touching
+                .as_ref()
+                .is_none_or(|text| target.contains(text.as_str()))
             && self
                 .spared
                 .as_ref()
-                .is_none_or(|spared| !percent_decode(target).contains(spared.as_str()))
+                .is_none_or(|text| !target.contains(text.as_str()))
     }
 }
 

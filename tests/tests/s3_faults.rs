@@ -71,6 +71,40 @@ async fn internal_errors_on_upload_are_retried_and_the_push_completes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_part_uploads_are_retried_and_the_multipart_push_completes() {
+    let t = TestStore::new(Backend::Garage, "faults").await;
+    let relay = FaultyS3::start(Fault::first(2, Answer::SlowDown).touching("partNumber="));
+    let dir = tempfile::tempdir().unwrap();
+    let layout = oci::Layout::create(dir.path());
+    // Three 5 MiB parts, of bytes no other test uploads.
+    let seed = unique("parts");
+    let big: Vec<u8> = (0..12u32 << 20)
+        .map(|i| {
+            seed.as_bytes()[i as usize % seed.len()] ^ (i.wrapping_mul(2654435761) >> 13) as u8
+        })
+        .collect();
+    let manifest = layout.json_blob(
+        oci::OCI_MANIFEST,
+        &serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": oci::OCI_MANIFEST,
+            "config": layout.json_blob(oci::OCI_CONFIG, &serde_json::json!({ "architecture": "amd64", "os": "linux" })),
+            "layers": [layout.blob(oci::OCI_LAYER, &big)],
+        }),
+    );
+    layout.set_index(vec![manifest]);
+    success(&push_through(
+        &relay,
+        &t,
+        &dir,
+        "flaky/parts:v1",
+        &[("BERTH_PART_SIZE_MIB", "5")],
+    ));
+    t.assert_tag_complete("flaky/parts", "v1").await;
+    assert_eq!(relay.faulted(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_upload_is_retried_after_the_read_timeout() {
     let t = TestStore::new(Backend::Garage, "faults").await;
     let relay = FaultyS3::start(Fault::first(1, Answer::Stall).on(Method::PUT));
