@@ -102,7 +102,7 @@ pub async fn push(
         &*observer,
     )
     .await
-    .map_err(|e| publish_failed(&*store, e))?;
+    .map_err(|e| publish_failed(&*store, "push", e))?;
     report.webhooks = webhook_commands::notify(&*store, &report, &args.target.notify).await;
     print(&args.target, &report, &report)
 }
@@ -129,20 +129,24 @@ pub async fn copy(
         &PublishOptions { jobs: upload.jobs },
         &*observer,
     )
-    .await?;
+    .await
+    .map_err(|e| match e {
+        PublishError::Store(StoreError::S3 { .. }) => publish_failed(&*store, "copy", e),
+        e => e.into(),
+    })?;
     report.publish.webhooks =
         webhook_commands::notify(&*store, &report.publish, &args.target.notify).await;
     print(&args.target, &report, &report.publish)
 }
 
 /// A failed publish, saying what to do when the store itself kept failing: publish
-/// order leaves every tag naming a complete image, so running the push again is safe.
-fn publish_failed(store: &dyn Store, error: PublishError) -> anyhow::Error {
+/// order leaves every tag naming a complete image, so running `verb` again is safe.
+fn publish_failed(store: &dyn Store, verb: &str, error: PublishError) -> anyhow::Error {
     let failed = format!("publishing to {} failed", store.location());
     match error {
         PublishError::Store(StoreError::S3 { .. }) => anyhow::anyhow!(
             "{failed}: {error} (every tag still names a complete image: check the bucket \
-             and its credentials, then run the push again)"
+             and its credentials, then run the {verb} again)"
         ),
         _ => anyhow::Error::new(error).context(failed),
     }
