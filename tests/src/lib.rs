@@ -5,6 +5,7 @@
 pub mod background;
 pub mod distribution;
 pub mod docker;
+pub mod faulty_s3;
 pub mod garage_metrics;
 pub mod oci;
 pub mod receiver;
@@ -16,6 +17,7 @@ use std::process::{Command, Output};
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use berth_core::Digest;
 use berth_core::store::{self, OpenOptions, S3Options, Store};
 
 /// Which store a test runs against.
@@ -182,6 +184,58 @@ impl TestStore {
             .unwrap()
             .unwrap_or_else(|| panic!("{key} missing"));
         serde_json::from_slice(&object.body).unwrap()
+    }
+
+    /// Every tag of the repository resolves to a manifest whose blobs and children all
+    /// exist: the invariant publish order guarantees.
+    pub async fn assert_tag_complete(&self, repo: &str, tag: &str) -> serde_json::Value {
+        let tag_object = self
+            .store
+            .get(&format!("v2/{repo}/manifests/{tag}"))
+            .await
+            .unwrap();
+        let tag_object = tag_object.unwrap_or_else(|| panic!("{repo}:{tag} missing"));
+        let digest = Digest::of(&tag_object.body);
+        assert_eq!(
+            tag_object.meta.metadata.get("digest"),
+            Some(&digest.to_string())
+        );
+        self.assert_manifest_complete(repo, &digest).await;
+        serde_json::from_slice(&tag_object.body).unwrap()
+    }
+
+    pub async fn assert_manifest_complete(&self, repo: &str, digest: &Digest) {
+        let key = format!("v2/{repo}/manifests/{digest}");
+        let object = self
+            .store
+            .get(&key)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{key} missing"));
+        assert_eq!(&Digest::of(&object.body), digest, "{key} holds other bytes");
+        assert_eq!(
+            object.meta.metadata.get("digest"),
+            Some(&digest.to_string())
+        );
+        let manifest: serde_json::Value = serde_json::from_slice(&object.body).unwrap();
+        if let Some(children) = manifest["manifests"].as_array() {
+            for child in children {
+                let child: Digest = child["digest"].as_str().unwrap().parse().unwrap();
+                Box::pin(self.assert_manifest_complete(repo, &child)).await;
+            }
+            return;
+        }
+        let layers = manifest["layers"].as_array().unwrap();
+        for blob in layers.iter().chain([&manifest["config"]]) {
+            let key = format!("v2/{repo}/blobs/{}", blob["digest"].as_str().unwrap());
+            let head = self
+                .store
+                .head(&key)
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("{key} missing"));
+            assert_eq!(head.size, blob["size"].as_u64().unwrap());
+        }
     }
 }
 

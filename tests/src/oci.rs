@@ -100,6 +100,14 @@ impl Layout {
     }
 }
 
+/// A layout at `dir` holding one [`Layout::image`] for amd64; its manifest descriptor.
+pub fn one_image(dir: &Path, text: &str) -> Value {
+    let layout = Layout::create(dir);
+    let manifest = layout.image("amd64", text);
+    layout.set_index(vec![manifest.clone()]);
+    manifest
+}
+
 /// Adds a platform to a manifest descriptor, for an index.
 pub fn with_platform(mut descriptor: Value, arch: &str) -> Value {
     descriptor["platform"] = json!({ "architecture": arch, "os": "linux" });

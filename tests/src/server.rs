@@ -1,7 +1,8 @@
 //! A real `berth serve` process on a free loopback port, stopped when dropped.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use crate::{berth_bin, docker, garage_env};
 
@@ -9,8 +10,8 @@ pub struct Server {
     child: Child,
     /// `127.0.0.1:PORT`, as clients name the registry.
     pub address: String,
-    /// Everything the server wrote to stderr so far ([`Server::log`]).
-    log: tempfile::NamedTempFile,
+    /// Everything the server has logged (its stderr) since it listened.
+    logs: Arc<Mutex<String>>,
 }
 
 impl Server {
@@ -27,31 +28,34 @@ impl Server {
             .stderr(Stdio::piped());
         let mut child = command.spawn().unwrap();
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let log = tempfile::NamedTempFile::new().unwrap();
-        let mut sink = log.reopen().unwrap();
         let mut line = String::new();
+        let mut before = String::new();
         let address = loop {
             line.clear();
             if stderr.read_line(&mut line).unwrap() == 0 {
-                panic!("berth serve exited before listening");
+                panic!("berth serve exited before listening: {before}");
             }
-            sink.write_all(line.as_bytes()).unwrap();
-            if let Some(rest) = line.trim().split("http://").nth(1) {
+            // Its one `berth: serving STORE at URL` line; debug logs may name URLs too.
+            let serving = line.trim().strip_prefix("berth: serving ");
+            if let Some(rest) = serving.and_then(|s| s.split(" at http://").nth(1)) {
                 break rest.trim_end_matches("/v2/").to_owned();
             }
+            before.push_str(&line);
         };
-        // Keep draining stderr into the log so the server never blocks on a full pipe.
+        // Keep draining stderr so the server never blocks on a full pipe.
+        let logs = Arc::new(Mutex::new(before));
+        let kept = logs.clone();
         std::thread::spawn(move || {
             let mut line = String::new();
             while stderr.read_line(&mut line).unwrap_or(0) > 0 {
-                let _ = sink.write_all(line.as_bytes());
+                kept.lock().unwrap().push_str(&line);
                 line.clear();
             }
         });
         Server {
             child,
             address,
-            log,
+            logs,
         }
     }
 
@@ -65,9 +69,9 @@ impl Server {
         )
     }
 
-    /// What the server wrote to stderr so far (set `BERTH_LOG` to see more).
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.log.path()).unwrap()
+    /// The server's log lines so far (`BERTH_LOG` in `env` sets how many).
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
     }
 
     pub fn url(&self, path: &str) -> String {

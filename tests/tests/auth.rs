@@ -60,7 +60,7 @@ const LOAD_LOG: &str = "warn,berth_registry::auth=debug";
 
 fn loads(server: &Server, reason: &str) -> usize {
     server
-        .log()
+        .logs()
         .lines()
         .filter(|l| l.contains("loaded the access configuration") && l.contains(reason))
         .count()
@@ -1202,10 +1202,10 @@ async fn an_open_registry_says_so_and_closes_with_its_first_user() {
     let server = serve(&t, dir.path());
     assert!(
         server
-            .log()
+            .logs()
             .contains("the registry is open (anyone may pull anything)"),
         "{}",
-        server.log()
+        server.logs()
     );
     let status = |path: &'static str| {
         let url = server.url(path);

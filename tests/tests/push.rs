@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use berth_core::store::{S3Options, S3Store, WriteMeta};
-use berth_core::{Digest, Repository, catalog};
+use berth_core::{Repository, catalog};
 use berth_e2e::docker::{build_image, save, skopeo};
 use berth_e2e::oci::{self, Layout};
 use berth_e2e::slow_link::SlowLink;
@@ -53,58 +53,6 @@ fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// Every tag of the repository resolves to a manifest whose blobs and children all
-/// exist: the invariant publish order guarantees.
-async fn assert_tag_complete(t: &TestStore, repo: &str, tag: &str) -> Value {
-    let tag_object = t
-        .store
-        .get(&format!("v2/{repo}/manifests/{tag}"))
-        .await
-        .unwrap();
-    let tag_object = tag_object.unwrap_or_else(|| panic!("{repo}:{tag} missing"));
-    let digest = Digest::of(&tag_object.body);
-    assert_eq!(
-        tag_object.meta.metadata.get("digest"),
-        Some(&digest.to_string())
-    );
-    assert_manifest_complete(t, repo, &digest).await;
-    serde_json::from_slice(&tag_object.body).unwrap()
-}
-
-async fn assert_manifest_complete(t: &TestStore, repo: &str, digest: &Digest) {
-    let key = format!("v2/{repo}/manifests/{digest}");
-    let object = t
-        .store
-        .get(&key)
-        .await
-        .unwrap()
-        .unwrap_or_else(|| panic!("{key} missing"));
-    assert_eq!(&Digest::of(&object.body), digest, "{key} holds other bytes");
-    assert_eq!(
-        object.meta.metadata.get("digest"),
-        Some(&digest.to_string())
-    );
-    let manifest: Value = serde_json::from_slice(&object.body).unwrap();
-    if let Some(children) = manifest["manifests"].as_array() {
-        for child in children {
-            let child: Digest = child["digest"].as_str().unwrap().parse().unwrap();
-            Box::pin(assert_manifest_complete(t, repo, &child)).await;
-        }
-        return;
-    }
-    let layers = manifest["layers"].as_array().unwrap();
-    for blob in layers.iter().chain([&manifest["config"]]) {
-        let key = format!("v2/{repo}/blobs/{}", blob["digest"].as_str().unwrap());
-        let head = t
-            .store
-            .head(&key)
-            .await
-            .unwrap()
-            .unwrap_or_else(|| panic!("{key} missing"));
-        assert_eq!(head.size, blob["size"].as_u64().unwrap());
-    }
-}
-
 both_backends!(
     docker_save_tarball_publishes_blobs_manifests_and_tags,
     |t: TestStore| async move {
@@ -124,7 +72,7 @@ both_backends!(
         );
 
         for tag in ["v1", "latest"] {
-            let manifest = assert_tag_complete(&t, "acme/hello", tag).await;
+            let manifest = t.assert_tag_complete("acme/hello", tag).await;
             assert_eq!(manifest["mediaType"], DOCKER_MANIFEST);
         }
         let digest = report["digest"].as_str().unwrap();
@@ -175,7 +123,7 @@ both_backends!(
         assert_eq!(second["blobs_uploaded"], 0, "{second}");
         assert_eq!(second["blobs_copied"], 3);
         assert_eq!(second["bytes_uploaded"], 0);
-        assert_tag_complete(&t, "team/two", "v1").await;
+        t.assert_tag_complete("team/two", "v1").await;
         let catalog = t.get_json("v2/_catalog").await;
         assert_eq!(catalog, json!({ "repositories": ["team/one", "team/two"] }));
     }
@@ -191,7 +139,7 @@ both_backends!(
 
         let from_dir = t.push(path(&f.layout), "oci/dir:v1", &[]);
         assert_eq!(from_dir["digest"], skopeo_digest.as_str());
-        let manifest = assert_tag_complete(&t, "oci/dir", "v1").await;
+        let manifest = t.assert_tag_complete("oci/dir", "v1").await;
         assert_eq!(manifest["mediaType"], oci::OCI_MANIFEST);
 
         let packed = tempfile::tempdir().unwrap();
@@ -202,7 +150,7 @@ both_backends!(
         .pack(&tar);
         let from_tar = t.push(&format!("oci:{}", path(&tar)), "oci/tar:v1", &[]);
         assert_eq!(from_tar["digest"], skopeo_digest.as_str());
-        assert_tag_complete(&t, "oci/tar", "v1").await;
+        t.assert_tag_complete("oci/tar", "v1").await;
     }
 );
 
@@ -239,7 +187,7 @@ both_backends!(
             &[],
         );
         assert_eq!(from_daemon["digest"], from_archive["digest"]);
-        assert_tag_complete(&t, "daemon/engine", "v1").await;
+        t.assert_tag_complete("daemon/engine", "v1").await;
     }
 );
 
@@ -258,7 +206,7 @@ both_backends!(
         assert_eq!(report["media_type"], oci::OCI_INDEX);
         assert_eq!(report["blobs_uploaded"], 4);
         assert_eq!(report["manifests_written"], 3);
-        let stored = assert_tag_complete(&t, "multi/arch", "v1").await;
+        let stored = t.assert_tag_complete("multi/arch", "v1").await;
         assert_eq!(stored["manifests"].as_array().unwrap().len(), 2);
         let head = t
             .store
@@ -290,7 +238,7 @@ both_backends!(
         layout.set_index(vec![manifest.clone()]);
         let report = t.push(path(dir.path()), "acme/sbom:v1", &[]);
         assert_eq!(report["digest"], manifest["digest"]);
-        let stored = assert_tag_complete(&t, "acme/sbom", "v1").await;
+        let stored = t.assert_tag_complete("acme/sbom", "v1").await;
         assert_eq!(stored["artifactType"], "application/spdx+json");
     }
 );
@@ -565,7 +513,7 @@ both_backends!(
 
 /// `repo:tag` is complete and names the manifest `digest`.
 async fn assert_tag_names(t: &TestStore, repo: &str, tag: &str, digest: &Value) {
-    assert_tag_complete(t, repo, tag).await;
+    t.assert_tag_complete(repo, tag).await;
     let head = t
         .store
         .head(&format!("v2/{repo}/manifests/{tag}"))
@@ -738,7 +686,7 @@ both_backends!(
         assert!(text.contains("\x1b["), "no bar drawn: {text:?}");
         assert!(text.contains(": uploaded ("), "{text:?}");
         assert!(text.contains("progress/tty@sha256:"), "{text:?}");
-        assert_tag_complete(&t, "progress/tty", "v1").await;
+        t.assert_tag_complete("progress/tty", "v1").await;
     }
 );
 
@@ -799,7 +747,7 @@ async fn path_style_off_addresses_the_bucket_by_host_name() {
             .unwrap()
     };
     success(&push(&t.url, "false"));
-    assert_tag_complete(&t, "acme/vhost", "v1").await;
+    t.assert_tag_complete("acme/vhost", "v1").await;
 
     // A bucket whose host name resolves nowhere: virtual-hosted requests cannot
     // reach it; path-style ones reach Garage, which does not know the bucket.
@@ -912,7 +860,7 @@ both_backends!(
         let report = t.push(path(&tar), "save/oci:v1", &[]);
         assert_eq!(report["digest"], oci_manifest["digest"]);
         assert_eq!(report["media_type"], oci::OCI_MANIFEST);
-        assert_tag_complete(&t, "save/oci", "v1").await;
+        t.assert_tag_complete("save/oci", "v1").await;
     }
 );
 

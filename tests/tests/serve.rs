@@ -21,9 +21,7 @@ fn serve(t: &TestStore) -> Server {
 /// manifest descriptor.
 fn push_image(t: &TestStore, repo: &str, text: &str, extra: &[&str]) -> Value {
     let dir = tempfile::tempdir().unwrap();
-    let layout = Layout::create(dir.path());
-    let manifest = layout.image("amd64", text);
-    layout.set_index(vec![manifest.clone()]);
+    let manifest = oci::one_image(dir.path(), text);
     t.push(dir.path().to_str().unwrap(), &format!("{repo}:v1"), extra);
     manifest
 }

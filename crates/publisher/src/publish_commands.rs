@@ -4,13 +4,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
-use berth_core::store::{S3Options, Store, StoreArgs};
+use berth_core::store::{S3Options, Store, StoreArgs, StoreError};
 use berth_core::{ImageRef, Reference, Repository, Tag};
 use berth_publisher::copy::{self, CopyReport};
 use berth_publisher::platform::Platform;
 use berth_publisher::source::registry::RemoteOptions;
-use berth_publisher::{PublishOptions, PublishReport, observer, publish, source};
+use berth_publisher::{PublishError, PublishOptions, PublishReport, observer, publish, source};
 use clap::Args;
 use serde::Serialize;
 
@@ -103,7 +102,7 @@ pub async fn push(
         &*observer,
     )
     .await
-    .with_context(|| format!("publishing to {} failed", store.location()))?;
+    .map_err(|e| publish_failed(&*store, "push", e))?;
     report.webhooks = webhook_commands::notify(&*store, &report, &args.target.notify).await;
     print(&args.target, &report, &report)
 }
@@ -130,10 +129,27 @@ pub async fn copy(
         &PublishOptions { jobs: upload.jobs },
         &*observer,
     )
-    .await?;
+    .await
+    .map_err(|e| match e {
+        PublishError::Store(StoreError::S3 { .. }) => publish_failed(&*store, "copy", e),
+        e => e.into(),
+    })?;
     report.publish.webhooks =
         webhook_commands::notify(&*store, &report.publish, &args.target.notify).await;
     print(&args.target, &report, &report.publish)
+}
+
+/// A failed publish, saying what to do when the store itself kept failing: publish
+/// order leaves every tag naming a complete image, so running `verb` again is safe.
+fn publish_failed(store: &dyn Store, verb: &str, error: PublishError) -> anyhow::Error {
+    let failed = format!("publishing to {} failed", store.location());
+    match error {
+        PublishError::Store(StoreError::S3 { .. }) => anyhow::anyhow!(
+            "{failed}: {error} (every tag still names a complete image: check the bucket \
+             and its credentials, then run the {verb} again)"
+        ),
+        _ => anyhow::Error::new(error).context(failed),
+    }
 }
 
 async fn open_for_upload(store: &StoreArgs, upload: &UploadArgs) -> anyhow::Result<Arc<dyn Store>> {

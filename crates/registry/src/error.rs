@@ -87,9 +87,9 @@ impl IntoResponse for RegistryError {
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         match &self {
-            RegistryError::Store(StoreError::S3 {
-                throttled: true, ..
-            }) => {
+            // Throttled, failing or too slow, the store is worth another try soon:
+            // a timeout is often the SDK's backoff after throttling running out.
+            RegistryError::Store(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             RegistryError::RangeNotSatisfiable { size } => {

@@ -124,8 +124,6 @@ pub enum StoreError {
         operation: &'static str,
         key: String,
         message: String,
-        /// The server asked us to slow down (503 SlowDown, 429): worth a Retry-After.
-        throttled: bool,
     },
 }
 
@@ -134,6 +132,37 @@ impl StoreError {
         StoreError::Io {
             path: path.into(),
             error,
+        }
+    }
+
+    /// The same error again, for each caller that waited on one shared operation
+    /// (`std::io::Error` is not `Clone`; its kind and message carry over).
+    pub fn duplicate(&self) -> StoreError {
+        match self {
+            StoreError::InvalidUrl(url) => StoreError::InvalidUrl(url.clone()),
+            StoreError::InvalidKey(key) => StoreError::InvalidKey(key.clone()),
+            StoreError::DigestMismatch {
+                expected,
+                actual,
+                len,
+            } => StoreError::DigestMismatch {
+                expected: expected.clone(),
+                actual: actual.clone(),
+                len: *len,
+            },
+            StoreError::Io { path, error } => StoreError::Io {
+                path: path.clone(),
+                error: std::io::Error::new(error.kind(), error.to_string()),
+            },
+            StoreError::S3 {
+                operation,
+                key,
+                message,
+            } => StoreError::S3 {
+                operation,
+                key: key.clone(),
+                message: message.clone(),
+            },
         }
     }
 }

@@ -15,8 +15,9 @@ use async_trait::async_trait;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
@@ -65,6 +66,9 @@ pub struct S3Options {
     /// Give up on one S3 request after this long (the registry sets it so a stuck
     /// bucket becomes a 503, not a hung pull).
     pub request_timeout: Option<Duration>,
+    /// Give up waiting for the answer to one attempt after this long (it is then
+    /// retried); covers sending the body, so a part upload on a slow link needs it long.
+    pub read_timeout: Duration,
     /// Objects larger than this are copied part by part (S3's CopyObject limit);
     /// lowered only by tests, to exercise that path without 5 GiB objects.
     pub single_copy_limit: u64,
@@ -78,6 +82,7 @@ impl Default for S3Options {
             path_style: None,
             public_endpoint: None,
             request_timeout: None,
+            read_timeout: Duration::from_secs(60),
             single_copy_limit: MAX_SINGLE_COPY,
         }
     }
@@ -104,7 +109,7 @@ impl S3Store {
         let custom_endpoint = sdk.endpoint_url().is_some();
         let mut timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(5))
-            .read_timeout(Duration::from_secs(60));
+            .read_timeout(options.read_timeout);
         if let Some(limit) = options.request_timeout {
             timeouts = timeouts.operation_timeout(limit);
         }
@@ -356,7 +361,7 @@ impl S3Store {
             .send()
             .await;
         if let Err(e) = aborted {
-            tracing::warn!(key, error = %DisplayErrorContext(&e), "could not abort multipart upload");
+            tracing::warn!(key, error = %describe(&e), "could not abort multipart upload");
         }
     }
 
@@ -455,7 +460,6 @@ impl Store for S3Store {
                 operation: "GetObject",
                 key: key.to_owned(),
                 message: e.to_string(),
-                throttled: false,
             })?;
         Ok(Some(Object {
             meta: reader.meta,
@@ -504,7 +508,6 @@ impl Store for S3Store {
             operation: "presign GetObject",
             key: key.to_owned(),
             message: e.to_string(),
-            throttled: false,
         })?;
         let request = self
             .presigner
@@ -687,40 +690,54 @@ fn check_digest(hasher: Hasher, expected: &Digest, expected_len: u64) -> Result<
     }
 }
 
-fn is_not_found<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool
-where
-    R: std::fmt::Debug,
-{
+/// Whether S3 said the object is absent. A missing bucket (`NoSuchBucket`) is a
+/// fault of the store, not an absent object: the registry must answer 503, never
+/// "unknown". A HEAD answer has no body to name its error, so there a 404 is taken
+/// for an absent object.
+fn is_not_found<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> bool {
     match error {
-        SdkError::ServiceError(e) => {
-            matches!(e.err().code(), Some("NoSuchKey" | "NotFound"))
-                || format!("{:?}", e.raw()).contains("StatusCode(404)")
-        }
+        SdkError::ServiceError(e) => match e.err().code() {
+            Some(code) => matches!(code, "NoSuchKey" | "NotFound"),
+            None => e.raw().status().as_u16() == 404,
+        },
         _ => false,
     }
 }
 
-fn s3_error<E, R>(operation: &'static str, key: &str, error: SdkError<E, R>) -> StoreError
+fn s3_error<E>(operation: &'static str, key: &str, error: SdkError<E, HttpResponse>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
-    let throttled = matches!(
-        error.code(),
-        Some(
-            "SlowDown"
-                | "Throttling"
-                | "ThrottlingException"
-                | "TooManyRequests"
-                | "RequestLimitExceeded"
-        )
-    );
     StoreError::S3 {
         operation,
         key: key.to_owned(),
-        message: DisplayErrorContext(&error).to_string(),
-        throttled,
+        message: describe(&error),
     }
+}
+
+/// What went wrong, in one line: S3's error code, status and message, or the chain of
+/// causes of a failure to get an answer (connection, timeout). Never the request, so
+/// never a signature.
+fn describe<E>(error: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    if let SdkError::ServiceError(e) = error {
+        let status = e.raw().status().as_u16();
+        return match (e.err().code(), e.err().message()) {
+            (Some(code), Some(message)) => format!("{code} (HTTP {status}): {message}"),
+            (Some(code), None) => format!("{code} (HTTP {status})"),
+            _ => format!("HTTP {status}"),
+        };
+    }
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
 }
 
 /// Percent-encodes a key for `x-amz-copy-source`, keeping '/' as the separator.

@@ -29,7 +29,16 @@ use tokens::{Claims, TokenIssuer};
 pub struct AccessCache {
     store: Arc<dyn Store>,
     ttl: Duration,
-    current: Mutex<Option<(Instant, Arc<AccessConfig>)>>,
+    loads: Mutex<Loads>,
+}
+
+#[derive(Debug, Default)]
+struct Loads {
+    /// The last successful load, stamped with its start.
+    config: Option<(Instant, Arc<AccessConfig>)>,
+    /// The last failed load, stamped with its end: the callers that waited for it
+    /// share its error instead of queueing for one store timeout each.
+    failure: Option<(Instant, StoreError)>,
 }
 
 /// The least time between the start of one load and a reload forced by a failed
@@ -41,17 +50,18 @@ impl AccessCache {
         AccessCache {
             store,
             ttl,
-            current: Mutex::new(None),
+            loads: Mutex::new(Loads::default()),
         }
     }
 
     /// The configuration, reloaded if older than the cache's time to live. One load
-    /// at a time; callers arriving meanwhile wait for its result.
+    /// at a time; callers arriving meanwhile wait for its result, success or failure.
     pub async fn get(&self) -> Result<Arc<AccessConfig>, StoreError> {
-        let mut current = self.current.lock().await;
-        match &*current {
+        let arrived = Instant::now();
+        let mut loads = self.loads.lock().await;
+        match &loads.config {
             Some((started, config)) if started.elapsed() < self.ttl => Ok(config.clone()),
-            _ => self.load(&mut current, "expired").await,
+            _ => self.load(&mut loads, arrived, "expired").await,
         }
     }
 
@@ -61,33 +71,51 @@ impl AccessCache {
     /// load began: a failure arriving sooner waits for that slot rather than
     /// skipping the reload, and every failure waiting for it shares its one load.
     pub async fn get_as_of(&self, moment: Instant) -> Result<Arc<AccessConfig>, StoreError> {
+        let arrived = Instant::now();
         loop {
-            let mut current = self.current.lock().await;
-            let next_slot = match &*current {
+            let mut loads = self.loads.lock().await;
+            let next_slot = match &loads.config {
                 Some((started, config)) if *started >= moment => return Ok(config.clone()),
                 Some((started, _)) => *started + FORCED_RELOAD_INTERVAL,
                 None => Instant::now(),
             };
             if Instant::now() >= next_slot {
-                return self.load(&mut current, "failed login").await;
+                return self.load(&mut loads, arrived, "failed login").await;
             }
             // Not holding the lock while waiting: other requests keep using the cache.
-            drop(current);
+            drop(loads);
             tokio::time::sleep_until(next_slot.into()).await;
         }
     }
 
+    /// Loads the configuration, unless a load failed after the caller `arrived`:
+    /// then the caller waited for that load and shares its error.
     async fn load(
         &self,
-        current: &mut Option<(Instant, Arc<AccessConfig>)>,
+        loads: &mut Loads,
+        arrived: Instant,
         reason: &'static str,
     ) -> Result<Arc<AccessConfig>, StoreError> {
+        if let Some((ended, error)) = &loads.failure
+            && *ended >= arrived
+        {
+            return Err(error.duplicate());
+        }
         // Stamped with the load's start: everything written before it is included.
         let started = Instant::now();
-        let config = Arc::new(AccessConfig::load(&*self.store).await?);
-        tracing::debug!(reason, "loaded the access configuration");
-        *current = Some((started, config.clone()));
-        Ok(config)
+        match AccessConfig::load(&*self.store).await {
+            Ok(config) => {
+                tracing::debug!(reason, "loaded the access configuration");
+                let config = Arc::new(config);
+                loads.config = Some((started, config.clone()));
+                loads.failure = None;
+                Ok(config)
+            }
+            Err(error) => {
+                loads.failure = Some((Instant::now(), error.duplicate()));
+                Err(error)
+            }
+        }
     }
 }
 
