@@ -24,6 +24,8 @@ pub enum Answer {
     InternalError,
     /// Reads the request and never answers.
     Stall,
+    /// Passes the request on with one byte of its body flipped, as a bad link would.
+    Corrupt,
 }
 
 /// Which requests the relay answers itself, and how.
@@ -170,6 +172,14 @@ async fn handle(State(relay): State<Arc<Relay>>, request: Request) -> Response {
         return forward(&relay, parts, body).await;
     };
     relay.faulted.fetch_add(1, Ordering::SeqCst);
+    if answer == Answer::Corrupt {
+        let mut body = body.to_vec();
+        let middle = body.len() / 2;
+        if let Some(byte) = body.get_mut(middle) {
+            *byte ^= 0x01;
+        }
+        return forward(&relay, parts, body.into()).await;
+    }
     let (status, code, message) = match answer {
         Answer::SlowDown => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -182,6 +192,7 @@ async fn handle(State(relay): State<Arc<Relay>>, request: Request) -> Response {
             "We encountered an internal error. Please try again.",
         ),
         Answer::Stall => std::future::pending().await,
+        Answer::Corrupt => unreachable!("corrupted requests are forwarded above"),
     };
     let xml = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code>\

@@ -336,3 +336,40 @@ async fn presigned_blob_urls_stay_out_of_the_logs() {
     assert!(!logs.contains(signature), "{logs}");
     assert!(!logs.contains("X-Amz-Signature"), "{logs}");
 }
+
+/// Uploads are sent without a SigV4 payload signature but with a CRC32C that S3
+/// checks: bytes damaged on the way are refused, never stored, and the push stops
+/// with one line; run again, it completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_damaged_on_the_way_is_refused_not_stored() {
+    let t = TestStore::new(Backend::Garage, "faults").await;
+    let relay = FaultyS3::start(
+        Fault::first(1, Answer::Corrupt)
+            .on(Method::PUT)
+            .touching("/blobs/"),
+    );
+    let (dir, manifest) = image_layout("damaged");
+    let line = failure(&push_through(&relay, &t, &dir, "damaged/s3:v1", &[]));
+    assert_eq!(relay.faulted(), 1);
+    assert!(line.contains("PutObject"), "{line}");
+    assert!(line.contains("run the push again"), "{line}");
+    let damaged: Vec<String> = t.store.list("v2/damaged/s3/", None, 100).await.unwrap();
+    for key in &damaged {
+        let object = t.store.get(key).await.unwrap().unwrap();
+        if let Some(digest) = key.split("/blobs/").nth(1) {
+            assert_eq!(
+                berth_core::Digest::of(&object.body).as_str(),
+                digest,
+                "damaged bytes stored under {key}"
+            );
+        }
+    }
+    assert!(
+        !damaged.iter().any(|k| k.contains("/manifests/")),
+        "{damaged:?}"
+    );
+
+    let report = t.push(path(&dir), "damaged/s3:v1", &[]);
+    assert_eq!(report["digest"], manifest["digest"]);
+    t.assert_tag_complete("damaged/s3", "v1").await;
+}
