@@ -70,14 +70,13 @@ async fn internal_errors_on_upload_are_retried_and_the_push_completes() {
     a_push_outlasts(Answer::InternalError).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn throttled_part_uploads_are_retried_and_the_multipart_push_completes() {
-    let t = TestStore::new(Backend::Garage, "faults").await;
-    let relay = FaultyS3::start(Fault::first(2, Answer::SlowDown).touching("partNumber="));
+/// A fresh one-image layout whose 12 MiB layer goes up in three parts with
+/// `BERTH_PART_SIZE_MIB=5`.
+fn multipart_layout(label: &str) -> (tempfile::TempDir, Value) {
     let dir = tempfile::tempdir().unwrap();
     let layout = oci::Layout::create(dir.path());
-    // Three 5 MiB parts, of bytes no other test uploads.
-    let seed = unique("parts");
+    // Bytes no other test uploads.
+    let seed = unique(label);
     let big: Vec<u8> = (0..12u32 << 20)
         .map(|i| {
             seed.as_bytes()[i as usize % seed.len()] ^ (i.wrapping_mul(2654435761) >> 13) as u8
@@ -92,13 +91,23 @@ async fn throttled_part_uploads_are_retried_and_the_multipart_push_completes() {
             "layers": [layout.blob(oci::OCI_LAYER, &big)],
         }),
     );
-    layout.set_index(vec![manifest]);
+    layout.set_index(vec![manifest.clone()]);
+    (dir, manifest)
+}
+
+const THREE_PARTS: (&str, &str) = ("BERTH_PART_SIZE_MIB", "5");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_part_uploads_are_retried_and_the_multipart_push_completes() {
+    let t = TestStore::new(Backend::Garage, "faults").await;
+    let relay = FaultyS3::start(Fault::first(2, Answer::SlowDown).touching("partNumber="));
+    let (dir, _) = multipart_layout("parts");
     success(&push_through(
         &relay,
         &t,
         &dir,
         "flaky/parts:v1",
-        &[("BERTH_PART_SIZE_MIB", "5")],
+        &[THREE_PARTS],
     ));
     t.assert_tag_complete("flaky/parts", "v1").await;
     assert_eq!(relay.faulted(), 2);
@@ -338,38 +347,54 @@ async fn presigned_blob_urls_stay_out_of_the_logs() {
 }
 
 /// Uploads are sent without a SigV4 payload signature but with a CRC32C that S3
-/// checks: bytes damaged on the way are refused, never stored, and the push stops
-/// with one line; run again, it completes.
+/// checks: bytes damaged on the way (in a whole-object PUT or in one part) are
+/// refused, never stored, and the push stops with one line; run again, it completes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_damaged_on_the_way_is_refused_not_stored() {
     let t = TestStore::new(Backend::Garage, "faults").await;
-    let relay = FaultyS3::start(
-        Fault::first(1, Answer::Corrupt)
-            .on(Method::PUT)
-            .touching("/blobs/"),
-    );
-    let (dir, manifest) = image_layout("damaged");
-    let line = failure(&push_through(&relay, &t, &dir, "damaged/s3:v1", &[]));
-    assert_eq!(relay.faulted(), 1);
-    assert!(line.contains("PutObject"), "{line}");
-    assert!(line.contains("run the push again"), "{line}");
-    let damaged: Vec<String> = t.store.list("v2/damaged/s3/", None, 100).await.unwrap();
-    for key in &damaged {
-        let object = t.store.get(key).await.unwrap().unwrap();
-        if let Some(digest) = key.split("/blobs/").nth(1) {
-            assert_eq!(
-                berth_core::Digest::of(&object.body).as_str(),
-                digest,
-                "damaged bytes stored under {key}"
-            );
+    let cases = [
+        ("damaged/put", image_layout("damaged"), "/blobs/", vec![]),
+        (
+            "damaged/part",
+            multipart_layout("damaged"),
+            "partNumber=",
+            vec![THREE_PARTS],
+        ),
+    ];
+    for (repo, (dir, manifest), touching, env) in cases {
+        let relay = FaultyS3::start(
+            Fault::first(1, Answer::Corrupt)
+                .on(Method::PUT)
+                .touching(touching),
+        );
+        let line = failure(&push_through(&relay, &t, &dir, &format!("{repo}:v1"), &env));
+        assert_eq!(relay.faulted(), 1, "{repo}");
+        assert!(line.contains("run the push again"), "{repo}: {line}");
+        let stored: Vec<String> = t
+            .store
+            .list(&format!("v2/{repo}/"), None, 100)
+            .await
+            .unwrap();
+        for key in &stored {
+            let object = t.store.get(key).await.unwrap().unwrap();
+            if let Some(digest) = key.split("/blobs/").nth(1) {
+                assert_eq!(
+                    berth_core::Digest::of(&object.body).as_str(),
+                    digest,
+                    "damaged bytes stored under {key}"
+                );
+            }
         }
-    }
-    assert!(
-        !damaged.iter().any(|k| k.contains("/manifests/")),
-        "{damaged:?}"
-    );
+        assert!(
+            !stored.iter().any(|k| k.contains("/manifests/")),
+            "{stored:?}"
+        );
 
-    let report = t.push(path(&dir), "damaged/s3:v1", &[]);
-    assert_eq!(report["digest"], manifest["digest"]);
-    t.assert_tag_complete("damaged/s3", "v1").await;
+        let report: Value = serde_json::from_str(&success(
+            &t.berth_with_env(&["push", path(&dir), &format!("{repo}:v1"), "--json"], &env),
+        ))
+        .unwrap();
+        assert_eq!(report["digest"], manifest["digest"], "{repo}");
+        t.assert_tag_complete(repo, "v1").await;
+    }
 }

@@ -47,9 +47,10 @@ pub struct ServeArgs {
     /// The `iss` of tokens.
     #[arg(long, env = "BERTH_TOKEN_ISSUER", default_value = "berth")]
     pub token_issuer: String,
-    /// Lifetime of access tokens in seconds (at least 60: a pull of a big image
-    /// must not outlive its token; shorter is refused at start).
-    #[arg(long, env = "BERTH_TOKEN_TTL_SECS", default_value_t = 300)]
+    /// Lifetime of access tokens in seconds, at least 60 so a pull of a big image
+    /// finishes with the token it started with (shorter is refused at start).
+    #[arg(long, env = "BERTH_TOKEN_TTL_SECS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(60..))]
     pub token_ttl_secs: u64,
     /// The registry's public base URL, for the token realm (default: from each
     /// request's Host and X-Forwarded-Proto).
@@ -75,14 +76,7 @@ pub enum ConfigError {
         "no token signing key: set BERTH_TOKEN_KEY_SECRET (an ARN), BERTH_TOKEN_KEY (a PEM ECDSA P-256 key) or BERTH_TOKEN_KEY_FILE"
     )]
     NoKey,
-    #[error(
-        "BERTH_TOKEN_TTL_SECS is {0}: tokens must live at least {MIN_TOKEN_TTL_SECS} seconds, so pulls of big images finish with the token they started with"
-    )]
-    TokenTtl(u64),
 }
-
-/// The shortest token lifetime accepted.
-pub const MIN_TOKEN_TTL_SECS: u64 = 60;
 
 impl ServeArgs {
     pub async fn registry(&self, store: &StoreArgs) -> Result<Registry, ConfigError> {
@@ -91,9 +85,6 @@ impl ServeArgs {
             request_timeout: Some(Duration::from_secs(self.store_timeout_secs)),
             ..S3Options::default()
         };
-        if self.token_ttl_secs < MIN_TOKEN_TTL_SECS {
-            return Err(ConfigError::TokenTtl(self.token_ttl_secs));
-        }
         let store = store.open(s3).await?;
         let tokens = TokenIssuer {
             key: self.signing_key().await?,

@@ -20,9 +20,7 @@ use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumVal
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, MetadataDirective,
-};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
 use bytes::Bytes;
 use futures::TryStreamExt;
 use tokio::sync::Semaphore;
@@ -34,11 +32,14 @@ use super::{
 };
 use crate::digest::{Digest, Hasher};
 
-/// The base64 CRC32C of bytes berth uploads. Uploads are sent unsigned
-/// (`UNSIGNED-PAYLOAD`) with this checksum, which S3, MinIO and Garage verify: berth
-/// has already checked the bytes' SHA-256 against their digest, and SigV4's payload
-/// signature would hash every byte once more (on a CPU-bound upload, about a tenth of
-/// the time; docs/bench.md), where CRC32C costs next to nothing.
+/// The base64 CRC32C of bytes berth uploads. Uploads (PUTs and parts) are sent
+/// unsigned (`UNSIGNED-PAYLOAD`) with this checksum, which S3, MinIO and Garage
+/// verify: berth has already checked the bytes' SHA-256 against their digest, and
+/// SigV4's payload signature would hash every byte once more (on a CPU-bound upload,
+/// that pass is what separated berth from a raw PUT; docs/bench.md), where CRC32C
+/// costs next to nothing. Multipart uploads do not declare the algorithm up front:
+/// that would give the object a composite checksum, and Garage then re-reads the
+/// whole object on each copy onto itself (every `touch` of a re-publish).
 fn crc32c(body: &[u8]) -> String {
     let crc = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, body) as u32;
     aws_smithy_types::base64::encode(crc.to_be_bytes())
@@ -241,7 +242,6 @@ impl S3Store {
             .key(self.object_key(key))
             .content_type(&meta.content_type)
             .set_metadata(Some(meta.metadata.clone().into_iter().collect()))
-            .checksum_algorithm(ChecksumAlgorithm::Crc32C)
             .send()
             .await
             .map_err(|e| s3_error("CreateMultipartUpload", key, e))?
@@ -308,7 +308,6 @@ impl S3Store {
                     CompletedPart::builder()
                         .part_number(part_number)
                         .set_e_tag(output.e_tag)
-                        .set_checksum_crc32_c(output.checksum_crc32_c)
                         .build(),
                 )
             }));
