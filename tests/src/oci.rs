@@ -108,6 +108,28 @@ pub fn one_image(dir: &Path, text: &str) -> Value {
     manifest
 }
 
+/// A layout at `dir` holding one amd64 image whose single layer is `len` bytes
+/// derived from `seed` (different seeds, different bytes: a fresh upload); the
+/// descriptors of its manifest and of that layer.
+pub fn big_image(dir: &Path, len: u32, seed: &str) -> (Value, Value) {
+    let layout = Layout::create(dir);
+    let seed = seed.as_bytes();
+    let bytes: Vec<u8> = (0..len)
+        .map(|i| seed[i as usize % seed.len()] ^ (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let layer = layout.blob(OCI_LAYER, &bytes);
+    let config = layout.json_blob(
+        OCI_CONFIG,
+        &json!({ "architecture": "amd64", "os": "linux" }),
+    );
+    let manifest = layout.json_blob(
+        OCI_MANIFEST,
+        &json!({ "schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": [layer] }),
+    );
+    layout.set_index(vec![manifest.clone()]);
+    (manifest, layer)
+}
+
 /// Adds a platform to a manifest descriptor, for an index.
 pub fn with_platform(mut descriptor: Value, arch: &str) -> Value {
     descriptor["platform"] = json!({ "architecture": arch, "os": "linux" });

@@ -411,20 +411,7 @@ both_backends!(
 
         // (a) A 64 MiB layer, killed once its upload is seen in flight.
         let big_dir = tempfile::tempdir().unwrap();
-        let layout = Layout::create(big_dir.path());
-        let big: Vec<u8> = (0..64u32 << 20)
-            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-            .collect();
-        let layer = layout.blob(oci::OCI_LAYER, &big);
-        let config = layout.json_blob(
-            oci::OCI_CONFIG,
-            &json!({ "architecture": "amd64", "os": "linux" }),
-        );
-        let manifest = layout.json_blob(
-            oci::OCI_MANIFEST,
-            &json!({ "schemaVersion": 2, "mediaType": oci::OCI_MANIFEST, "config": config, "layers": [layer] }),
-        );
-        layout.set_index(vec![manifest.clone()]);
+        let (manifest, layer) = oci::big_image(big_dir.path(), 64 << 20, "kill");
         let layer_digest = layer["digest"].as_str().unwrap();
         let layer_key = format!("v2/acme/kill/blobs/{layer_digest}");
 
@@ -900,27 +887,16 @@ both_backends!(
 async fn the_cli_uploads_big_layers_in_parts_of_the_size_asked() {
     let t = TestStore::new(Backend::Garage, "parts").await;
     let dir = tempfile::tempdir().unwrap();
-    let layout = Layout::create(dir.path());
-    let big: Vec<u8> = (0..20u32 << 20)
-        .map(|i| (i.wrapping_mul(2246822519) >> 11) as u8)
-        .collect();
-    let layer = layout.blob(oci::OCI_LAYER, &big);
-    let config = layout.json_blob(
-        oci::OCI_CONFIG,
-        &json!({ "architecture": "amd64", "os": "linux" }),
-    );
-    let manifest = layout.json_blob(
-        oci::OCI_MANIFEST,
-        &json!({ "schemaVersion": 2, "mediaType": oci::OCI_MANIFEST, "config": config, "layers": [layer] }),
-    );
-    layout.set_index(vec![manifest]);
+    let (_, layer) = oci::big_image(dir.path(), 20 << 20, "parts");
+    let digest = layer["digest"].as_str().unwrap();
+    let big = std::fs::read(dir.path().join("blobs/sha256").join(&digest[7..])).unwrap();
     t.push(
         path(dir.path()),
         "acme/parts:v1",
         &["--part-size-mib", "5", "--jobs", "2"],
     );
 
-    let key = format!("v2/acme/parts/blobs/{}", layer["digest"].as_str().unwrap());
+    let key = format!("v2/acme/parts/blobs/{digest}");
     let stored = t.store.get(&key).await.unwrap().unwrap();
     assert!(
         stored.body[..] == big[..],

@@ -71,27 +71,10 @@ async fn internal_errors_on_upload_are_retried_and_the_push_completes() {
 }
 
 /// A fresh one-image layout whose 12 MiB layer goes up in three parts with
-/// `BERTH_PART_SIZE_MIB=5`.
+/// [`THREE_PARTS`].
 fn multipart_layout(label: &str) -> (tempfile::TempDir, Value) {
     let dir = tempfile::tempdir().unwrap();
-    let layout = oci::Layout::create(dir.path());
-    // Bytes no other test uploads.
-    let seed = unique(label);
-    let big: Vec<u8> = (0..12u32 << 20)
-        .map(|i| {
-            seed.as_bytes()[i as usize % seed.len()] ^ (i.wrapping_mul(2654435761) >> 13) as u8
-        })
-        .collect();
-    let manifest = layout.json_blob(
-        oci::OCI_MANIFEST,
-        &serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": oci::OCI_MANIFEST,
-            "config": layout.json_blob(oci::OCI_CONFIG, &serde_json::json!({ "architecture": "amd64", "os": "linux" })),
-            "layers": [layout.blob(oci::OCI_LAYER, &big)],
-        }),
-    );
-    layout.set_index(vec![manifest.clone()]);
+    let (manifest, _) = oci::big_image(dir.path(), 12 << 20, &unique(label));
     (dir, manifest)
 }
 
