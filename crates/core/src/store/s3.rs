@@ -124,16 +124,16 @@ impl S3Store {
             config = config.region(Region::new("us-east-1"));
         }
         let credentials = sdk.credentials_provider().map(ExpiryRecorder::new);
-        let mut presigner = config.clone();
+        let mut presigning = config.clone();
         if let Some(endpoint) = &options.public_endpoint {
-            presigner = presigner
+            presigning = presigning
                 .endpoint_url(endpoint)
                 .force_path_style(options.path_style.unwrap_or(true));
         }
         if let Some(recorder) = &credentials {
-            presigner = presigner.credentials_provider(recorder.clone());
+            presigning = presigning.credentials_provider(recorder.clone());
         }
-        let presigner = Client::from_conf(presigner.build());
+        let presigner = Client::from_conf(presigning.build());
         let client = Client::from_conf(config.build());
         let prefix = if prefix.is_empty() {
             String::new()
