@@ -353,7 +353,7 @@ impl AccessConfig {
     /// tokens. Slow on purpose for passwords (argon2id); run it off the async runtime.
     ///
     /// The work depends on the secret's shape, never on whether `user` exists: a
-    /// password for an unknown user is checked against [`DUMMY_HASH`] (same
+    /// password for an unknown user is checked against `DUMMY_HASH` (same
     /// parameters), and a token for one against an empty token list, so timing does
     /// not reveal which users exist.
     pub fn authenticate(&self, user: &Name, secret: &str, now: u64) -> Option<Credential> {

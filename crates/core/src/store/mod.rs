@@ -7,6 +7,7 @@
 
 mod args;
 mod credential_expiry;
+mod damaged_upload;
 mod dir;
 mod s3;
 

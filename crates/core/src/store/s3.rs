@@ -3,9 +3,10 @@
 //! Credentials, region and endpoint come from the standard AWS configuration chain
 //! (`AWS_ACCESS_KEY_ID`, `AWS_REGION`, `AWS_ENDPOINT_URL`, profiles, instance roles).
 //! With a custom endpoint the client uses path-style addressing unless told otherwise.
-//! Transient faults (5xx, throttling, timeouts) are retried with backoff by the SDK's
-//! standard retry strategy. Checksums are only sent where S3 requires them: Garage
-//! rejects the SDK's default streaming checksums.
+//! Transient faults (5xx, throttling, timeouts, uploads that arrived damaged) are
+//! retried with backoff by the SDK's standard retry strategy. The SDK computes
+//! checksums only where S3 requires them (Garage rejects its default streaming
+//! checksums); uploads carry berth's own CRC32C header instead (see [`crc32c`]).
 
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use futures::TryStreamExt;
 use tokio::sync::Semaphore;
 
 use super::credential_expiry::ExpiryRecorder;
+use super::damaged_upload::DamagedUpload;
 use super::{
     FileSegment, ListEntry, Object, ObjectMeta, ObjectReader, Progress, Store, StoreError,
     WriteMeta,
@@ -118,6 +120,7 @@ impl S3Store {
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
             .retry_config(RetryConfig::standard().with_max_attempts(5))
+            .retry_classifier(DamagedUpload)
             .timeout_config(timeouts.build())
             .force_path_style(options.path_style.unwrap_or(custom_endpoint));
         if sdk.region().is_none() {
