@@ -23,11 +23,11 @@ pub fn docker_host() -> &'static str {
 }
 
 pub fn docker(args: &[&str]) -> Output {
-    Command::new("docker")
-        .args(args)
-        .env("DOCKER_HOST", docker_host())
-        .output()
-        .unwrap()
+    crate::output_of(
+        Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", docker_host()),
+    )
 }
 
 /// `docker ARGS` with its own client configuration directory, so logins of one
@@ -69,16 +69,12 @@ pub fn save(image: &str, path: &Path) {
 
 /// Runs `skopeo ARGS` (no signature policy checks: these are local test images).
 pub fn skopeo(args: &[&str]) -> Output {
-    Command::new("skopeo")
-        .arg("--insecure-policy")
-        .args(args)
-        .output()
-        .unwrap()
+    crate::output_of(Command::new("skopeo").arg("--insecure-policy").args(args))
 }
 
 /// Runs `podman ARGS`.
 pub fn podman(args: &[&str]) -> Output {
-    Command::new("podman").args(args).output().unwrap()
+    crate::output_of(Command::new("podman").args(args))
 }
 
 /// A docker client configuration directory (for `DOCKER_CONFIG`) whose

@@ -135,10 +135,7 @@ impl TestStore {
     /// Runs `berth ARGS` with extra environment variables, as a user whose shell sets
     /// them (`DOCKER_CONFIG`, `BERTH_CACHE_DIR`, ...).
     pub fn berth_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        self.command(args)
-            .envs(env.iter().copied())
-            .output()
-            .unwrap()
+        output_of(self.command(args).envs(env.iter().copied()))
     }
 
     /// Runs `berth ARGS` with stdout and stderr on a pseudo-terminal, as in an
@@ -157,7 +154,7 @@ impl TestStore {
                 None => script.env_remove(name),
             };
         }
-        script.output().unwrap()
+        output_of(&mut script)
     }
 
     /// Runs `berth ARGS` with `stdin` as its input (passwords).
@@ -184,6 +181,15 @@ impl TestStore {
             .unwrap()
             .unwrap_or_else(|| panic!("{key} missing"));
         serde_json::from_slice(&object.body).unwrap()
+    }
+
+    /// The digest of the first layer of the manifest `manifest` (a descriptor) of `repo`.
+    pub async fn first_layer(&self, repo: &str, manifest: &serde_json::Value) -> String {
+        let digest = manifest["digest"].as_str().unwrap();
+        let body = self
+            .get_json(&format!("v2/{repo}/manifests/{digest}"))
+            .await;
+        body["layers"][0]["digest"].as_str().unwrap().to_owned()
     }
 
     /// Every tag of the repository resolves to a manifest whose blobs and children all
@@ -282,7 +288,7 @@ pub fn berth_bin() -> PathBuf {
 
 /// Runs the real `berth` binary with the Garage environment and `--store URL`.
 pub fn berth(store_url: &str, args: &[&str]) -> Output {
-    berth_command(store_url, args).output().unwrap()
+    output_of(&mut berth_command(store_url, args))
 }
 
 fn berth_command(store_url: &str, args: &[&str]) -> Command {
@@ -300,8 +306,7 @@ fn berth_command(store_url: &str, args: &[&str]) -> Command {
 
 /// Runs the `openssl` command (keys and certificates made as users make theirs).
 pub fn openssl(args: &[&str]) {
-    let status = Command::new("openssl").args(args).status().unwrap();
-    assert!(status.success(), "openssl {args:?} failed");
+    success(&output_of(Command::new("openssl").args(args)));
 }
 
 /// A new ECDSA P-256 private key in PKCS#8 PEM at `path`, as `openssl genpkey` writes it.
@@ -317,6 +322,17 @@ pub fn openssl_p256_key(path: &str) {
     ]);
 }
 
+/// Runs `command` to the end and collects its output; a tool that cannot be started
+/// fails the test naming it (`scripts/test` installs every tool the tests run).
+pub fn output_of(command: &mut Command) -> Output {
+    command.output().unwrap_or_else(|e| {
+        panic!(
+            "cannot run {:?}: {e} (scripts/test installs it)",
+            command.get_program()
+        )
+    })
+}
+
 /// Runs `command` with `stdin` written to its input, collecting its output.
 pub fn run_with_input(mut command: Command, stdin: &str) -> Output {
     use std::io::Write;
@@ -326,7 +342,7 @@ pub fn run_with_input(mut command: Command, stdin: &str) -> Output {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", command.get_program()));
     child
         .stdin
         .take()

@@ -21,6 +21,15 @@ fn admin(t: &TestStore, args: &[&str]) -> String {
     success(&t.berth(args))
 }
 
+/// `berth token create USER --name LABEL [--expires EXPIRES]`: the token, which the
+/// command prints on its last line.
+fn create_token(t: &TestStore, user: &str, label: &str, expires: Option<&str>) -> String {
+    let mut args = vec!["token", "create", user, "--name", label];
+    args.extend(expires.iter().flat_map(|e| ["--expires", *e]));
+    let created = admin(t, &args);
+    created.lines().last().unwrap().trim().to_owned()
+}
+
 fn add_user(t: &TestStore, name: &str) {
     success(&t.berth_with_input(
         &["user", "add", name, "--password-stdin"],
@@ -130,19 +139,7 @@ async fn docker_login_and_pull_follow_the_access_rules() {
     assert_eq!(run.trim(), messages[0]);
 
     // An access token works as the password until it is revoked.
-    let created = admin(
-        &t,
-        &[
-            "token",
-            "create",
-            "alice",
-            "--name",
-            "ci",
-            "--expires",
-            "1h",
-        ],
-    );
-    let token = created.lines().last().unwrap().trim().to_owned();
+    let token = create_token(&t, "alice", "ci", Some("1h"));
     success(&docker(&["logout", &server.address], ""));
     success(&login("alice", &token));
     success(&docker(&["rmi", &private], ""));
@@ -155,19 +152,7 @@ async fn docker_login_and_pull_follow_the_access_rules() {
 
     // A token logs in the moment it is created, and stops once it expires (6 s:
     // time for one pull first on a busy machine).
-    let created = admin(
-        &t,
-        &[
-            "token",
-            "create",
-            "alice",
-            "--name",
-            "short",
-            "--expires",
-            "6s",
-        ],
-    );
-    let short = created.lines().last().unwrap().trim().to_owned();
+    let short = create_token(&t, "alice", "short", Some("6s"));
     let short_made = std::time::Instant::now();
     success(&login("alice", &short));
     success(&docker(&["rmi", &private], ""));
@@ -822,8 +807,7 @@ async fn login_floods_reload_at_most_once_a_second() {
     );
 
     // Right after the flood the cache is fresh, and still a new token logs in.
-    let created = admin(&f._store, &["token", "create", "alice", "--name", "fresh"]);
-    let token = created.lines().last().unwrap().trim();
+    let token = create_token(&f._store, "alice", "fresh", None);
     let login = http()
         .get(f.server.url("/token?service=berth"))
         .basic_auth("alice", Some(token))
@@ -904,19 +888,7 @@ async fn cli_edits_apply_to_logins_listings_and_pulls() {
     );
 
     // token list: label, creation and expiry as RFC 3339, never the token.
-    let created = admin(
-        &t,
-        &[
-            "token",
-            "create",
-            "alice",
-            "--name",
-            "ci",
-            "--expires",
-            "30d",
-        ],
-    );
-    let token = created.lines().last().unwrap().trim().to_owned();
+    let token = create_token(&t, "alice", "ci", Some("30d"));
     let listed = admin(&t, &["token", "list", "alice"]);
     assert!(
         !listed.contains(&token) && !listed.contains("berth_"),
@@ -1037,23 +1009,8 @@ async fn refresh_tokens_end_with_their_access_token_or_user() {
         "incorrect username or password"
     );
 
-    let token_of = |output: String| output.lines().last().unwrap().trim().to_owned();
-    let ci = token_of(admin(
-        &f._store,
-        &["token", "create", "alice", "--name", "ci"],
-    ));
-    let short = token_of(admin(
-        &f._store,
-        &[
-            "token",
-            "create",
-            "alice",
-            "--name",
-            "short",
-            "--expires",
-            "4s",
-        ],
-    ));
+    let ci = create_token(&f._store, "alice", "ci", None);
+    let short = create_token(&f._store, "alice", "short", Some("4s"));
     let short_made = std::time::Instant::now();
     let from_ci = refresh_token(login("alice", ci).await).await;
     let from_short = refresh_token(login("alice", short).await).await;

@@ -6,12 +6,11 @@
 use std::collections::BTreeMap;
 
 use berth_e2e::garage_metrics::{delta, s3_requests};
-use berth_e2e::oci::Layout;
+use berth_e2e::oci;
 use berth_e2e::server::{Server, http};
 use berth_e2e::{Backend, TestStore};
 use reqwest::header::ACCEPT;
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
 
 const N: u64 = 10;
 
@@ -43,19 +42,10 @@ fn each(operation: &str) -> BTreeMap<String, u64> {
 async fn each_read_costs_at_most_one_s3_request() {
     let t = TestStore::new(Backend::Garage, "request-cost").await;
     let dir = tempfile::tempdir().unwrap();
-    let layout = Layout::create(dir.path());
-    let manifest = layout.image("amd64", "counted");
-    layout.set_index(vec![manifest.clone()]);
+    let manifest = oci::one_image(dir.path(), "counted");
     t.push(dir.path().to_str().unwrap(), "cost/app:v1", &[]);
     let digest = manifest["digest"].as_str().unwrap();
-    let stored = t
-        .store
-        .get(&format!("v2/cost/app/manifests/{digest}"))
-        .await
-        .unwrap()
-        .unwrap();
-    let body: Value = serde_json::from_slice(&stored.body).unwrap();
-    let layer = body["layers"][0]["digest"].as_str().unwrap();
+    let layer = &t.first_layer("cost/app", &manifest).await;
     let media_type = manifest["mediaType"].as_str().unwrap();
 
     // The access configuration is read at start; a long cache keeps its reload out

@@ -274,7 +274,7 @@ both_backends!(
         let server = serve(&t);
         for digest in [
             private["digest"].as_str().unwrap().to_owned(),
-            layer_of(&t, "secret/app", &private).await,
+            t.first_layer("secret/app", &private).await,
         ] {
             let url = server.url(&format!("/v2/open/app/blobs/{digest}"));
             let response = http().get(&url).send().await.unwrap();
@@ -293,16 +293,6 @@ both_backends!(
         }
     }
 );
-
-async fn layer_of(t: &TestStore, repo: &str, manifest: &Value) -> String {
-    let key = format!(
-        "v2/{repo}/manifests/{}",
-        manifest["digest"].as_str().unwrap()
-    );
-    let body: Value =
-        serde_json::from_slice(&t.store.get(&key).await.unwrap().unwrap().body).unwrap();
-    body["layers"][0]["digest"].as_str().unwrap().to_owned()
-}
 
 both_backends!(
     indexes_go_to_clients_that_accept_them_and_amd64_to_others,
@@ -579,7 +569,7 @@ async fn an_unreachable_bucket_is_503_with_error_json_not_a_hang() {
 async fn presigned_urls_never_outlive_their_credentials() {
     let t = TestStore::new(Backend::Garage, "presign-cap").await;
     let manifest = push_image(&t, "acme/capped", "capped layer", &[]);
-    let layer = layer_of(&t, "acme/capped", &manifest).await;
+    let layer = t.first_layer("acme/capped", &manifest).await;
     let dir = tempfile::tempdir().unwrap();
     let calls = dir.path().join("calls");
     let script = dir.path().join("credentials.sh");
